@@ -1,0 +1,635 @@
+/* Unit tests for vmm/config.c: the --config-file parser, its section parsers and messages. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define NAME "test.json"
+#define MC NAME ": machine-config."
+#define VCPU_RANGE "expected an integer from 1 to 32, got "
+#define MEM_RANGE "expected an integer from 16 to 1048576, got "
+#define FILE_LIMIT (1024 * 1024)
+
+/* The required machine-config fields, for tests about the others. */
+#define REQ "\"vcpu_count\": 1, \"mem_size_mib\": 128, "
+
+/* Macros rather than functions, so that a failure reports the caller's line. */
+#define assert_parse_fails(cfg, json, msg)                             \
+	do {                                                           \
+		char err_[CONFIG_ERR_LEN] = "";                        \
+		assert_int_equal(parse((cfg), (json), err_), -EINVAL); \
+		assert_string_equal(err_, (msg));                      \
+	} while (0)
+
+/* Parses a machine-config section made of the given fields. */
+#define assert_machine_fails(cfg, fields, msg)                                          \
+	do {                                                                            \
+		char json_[512];                                                        \
+		snprintf(json_, sizeof(json_), "{\"machine-config\": {%s}}", (fields)); \
+		assert_parse_fails((cfg), json_, (msg));                                \
+	} while (0)
+
+static const char minimal_json[] = "{\"boot-source\": {\"kernel_image_path\": \"vmlinux\"}}";
+
+static int cfg_setup(void **state)
+{
+	struct vm_config *cfg = malloc(sizeof(*cfg));
+
+	if (!cfg)
+		return -1;
+	config_init(cfg);
+	*state = cfg;
+	return 0;
+}
+
+static int cfg_teardown(void **state)
+{
+	config_free(*state);
+	free(*state);
+	return 0;
+}
+
+/* The path of a file under tests/data/config/, found from this source file's location. */
+static void data_path(char *buf, size_t len, const char *file)
+{
+#ifdef TEST_DATA_DIR
+	snprintf(buf, len, "%s/%s", TEST_DATA_DIR, file);
+#else
+	const char *slash = strrchr(__FILE__, '/');
+	int dirlen = slash ? (int)(slash - __FILE__ + 1) : 0;
+
+	snprintf(buf, len, "%.*s../data/config/%s", dirlen, __FILE__, file);
+#endif
+}
+
+static int parse(struct vm_config *cfg, const char *json, char *err)
+{
+	return config_parse_text(cfg, NAME, json, strlen(json), err, CONFIG_ERR_LEN);
+}
+
+/* Writes size bytes to a new temporary file: json followed by spaces. */
+static void write_temp(char *path, size_t pathlen, const char *json, size_t size)
+{
+	size_t jlen = strlen(json);
+	char *buf = malloc(size);
+	int fd;
+
+	assert_non_null(buf);
+	assert_true(jlen <= size);
+	memcpy(buf, json, jlen);
+	memset(buf + jlen, ' ', size - jlen);
+	snprintf(path, pathlen, "/tmp/kiln-test-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, size), (ssize_t)size);
+	close(fd);
+	free(buf);
+}
+
+static void config_init_fresh_has_defaults(void **state)
+{
+	struct vm_config *cfg = *state;
+
+	assert_false(cfg->has_boot_source);
+	assert_false(cfg->has_machine_config);
+	assert_null(cfg->boot_source.kernel_image_path);
+	assert_int_equal(cfg->machine.vcpu_count, 1);
+	assert_int_equal(cfg->machine.mem_size_mib, 128);
+	assert_int_equal(cfg->machine.huge_pages, HUGE_PAGES_NONE);
+	assert_false(cfg->logger.present);
+	assert_int_equal(cfg->logger.level, LOG_INFO);
+	assert_null(cfg->serial.serial_out_path);
+}
+
+static void config_parse_file_full_config_fills_every_field(void **state)
+{
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+	char path[4096];
+
+	data_path(path, sizeof(path), "full.json");
+	assert_int_equal(config_parse_file(cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_true(cfg->has_boot_source);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "/srv/kiln/vmlinux");
+	assert_string_equal(cfg->boot_source.initrd_path, "/srv/kiln/initrd.cpio");
+	assert_string_equal(cfg->boot_source.boot_args, "console=ttyS0 reboot=k panic=1 pci=off");
+	assert_true(cfg->has_machine_config);
+	assert_int_equal(cfg->machine.vcpu_count, 4);
+	assert_int_equal(cfg->machine.mem_size_mib, 2048);
+	assert_true(cfg->machine.smt);
+	assert_true(cfg->machine.track_dirty_pages);
+	assert_int_equal(cfg->machine.huge_pages, HUGE_PAGES_2M);
+	assert_true(cfg->logger.present);
+	assert_string_equal(cfg->logger.log_path, "/var/log/kiln.log");
+	assert_int_equal(cfg->logger.level, LOG_DEBUG);
+	assert_true(cfg->logger.show_level);
+	assert_true(cfg->logger.show_log_origin);
+	assert_string_equal(cfg->serial.serial_out_path, "/var/log/kiln-serial.log");
+	assert_int_equal(config_check_bootable(cfg, err, sizeof(err)), 0);
+}
+
+static void config_parse_file_minimal_config_keeps_defaults(void **state)
+{
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+	char path[4096];
+
+	data_path(path, sizeof(path), "minimal.json");
+	assert_int_equal(config_parse_file(cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "vmlinux");
+	assert_null(cfg->boot_source.initrd_path);
+	assert_null(cfg->boot_source.boot_args);
+	assert_false(cfg->has_machine_config);
+	assert_int_equal(cfg->machine.vcpu_count, 1);
+	assert_int_equal(cfg->machine.mem_size_mib, 128);
+	assert_false(cfg->machine.smt);
+	assert_false(cfg->machine.track_dirty_pages);
+	assert_int_equal(cfg->machine.huge_pages, HUGE_PAGES_NONE);
+	assert_false(cfg->logger.present);
+	assert_null(cfg->serial.serial_out_path);
+	assert_int_equal(config_check_bootable(cfg, err, sizeof(err)), 0);
+}
+
+static void config_parse_file_malformed_json_reports_line_and_column(void **state)
+{
+	char err[CONFIG_ERR_LEN] = "";
+	char path[4096];
+	char want[4200];
+
+	data_path(path, sizeof(path), "malformed.json");
+	snprintf(want, sizeof(want), "%s:4:3: invalid JSON: string or '}' expected near '}'", path);
+	assert_int_equal(config_parse_file(*state, path, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, want);
+}
+
+static void config_parse_text_malformed_json_reports_line_and_column(void **state)
+{
+	assert_parse_fails(*state, "{\n  \"machine-config\": {\n    \"vcpu_count\": 2 2\n}",
+			   NAME ":3:21: invalid JSON: '}' expected near '2'");
+	assert_parse_fails(*state, "",
+			   NAME ":1:0: invalid JSON: unexpected token near end of file");
+	assert_parse_fails(*state, "{\"logger\": {}, \"logger\": {}}",
+			   NAME ":1:23: invalid JSON: duplicate object key near '\"logger\"'");
+}
+
+static void config_parse_text_top_level_not_object_fails(void **state)
+{
+	const char *msg = NAME ": expected a JSON object at the top level, got ";
+	char want[CONFIG_ERR_LEN];
+
+	snprintf(want, sizeof(want), "%san array", msg);
+	assert_parse_fails(*state, "[]", want);
+	snprintf(want, sizeof(want), "%s\"x\"", msg);
+	assert_parse_fails(*state, "\"x\"", want);
+}
+
+static void config_parse_text_not_nul_terminated_reads_len_bytes(void **state)
+{
+	struct vm_config *cfg = *state;
+	size_t len = strlen(minimal_json);
+	char err[CONFIG_ERR_LEN] = "";
+	char text[sizeof(minimal_json) + 8];
+
+	memcpy(text, minimal_json, len);
+	memset(text + len, 'x', sizeof(text) - len);
+	assert_int_equal(config_parse_text(cfg, NAME, text, len, err, sizeof(err)), 0);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "vmlinux");
+}
+
+static void config_parse_text_wrong_type_fails(void **state)
+{
+	assert_machine_fails(*state, "\"vcpu_count\": \"2\", \"mem_size_mib\": 128",
+			     MC "vcpu_count: " VCPU_RANGE "\"2\"");
+	assert_machine_fails(*state, "\"vcpu_count\": 2.0, \"mem_size_mib\": 128",
+			     MC "vcpu_count: " VCPU_RANGE "2.0");
+	assert_machine_fails(*state, "\"vcpu_count\": 2, \"mem_size_mib\": [128]",
+			     MC "mem_size_mib: " MEM_RANGE "an array");
+	assert_machine_fails(*state, REQ "\"smt\": \"yes\"",
+			     MC "smt: expected true or false, got \"yes\"");
+	assert_parse_fails(*state, "{\"boot-source\": {\"kernel_image_path\": 12}}",
+			   NAME ": boot-source.kernel_image_path: expected a string, got 12");
+	assert_parse_fails(*state, "{\"serial\": []}",
+			   NAME ": serial: expected an object, got an array");
+}
+
+static void config_parse_text_vcpu_count_out_of_range_fails(void **state)
+{
+	assert_machine_fails(*state, "\"vcpu_count\": 0, \"mem_size_mib\": 128",
+			     MC "vcpu_count: " VCPU_RANGE "0");
+	assert_machine_fails(*state, "\"vcpu_count\": 33, \"mem_size_mib\": 128",
+			     MC "vcpu_count: " VCPU_RANGE "33");
+	assert_machine_fails(*state, "\"vcpu_count\": -1, \"mem_size_mib\": 128",
+			     MC "vcpu_count: " VCPU_RANGE "-1");
+}
+
+static void config_parse_text_mem_size_out_of_range_fails(void **state)
+{
+	assert_machine_fails(*state, "\"vcpu_count\": 1, \"mem_size_mib\": 0",
+			     MC "mem_size_mib: " MEM_RANGE "0");
+	assert_machine_fails(*state, "\"vcpu_count\": 1, \"mem_size_mib\": 1000000000000",
+			     MC "mem_size_mib: " MEM_RANGE "1000000000000");
+}
+
+static void config_parse_text_range_limits_accepted(void **state)
+{
+	static const char most[] =
+		"{\"machine-config\": {\"vcpu_count\": 32, \"mem_size_mib\": 1048576}}";
+	static const char least[] =
+		"{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 16}}";
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, most, err), 0);
+	assert_int_equal(cfg->machine.vcpu_count, CONFIG_MAX_VCPUS);
+	assert_int_equal(cfg->machine.mem_size_mib, CONFIG_MAX_MEM_MIB);
+	assert_int_equal(parse(cfg, least, err), 0);
+	assert_int_equal(cfg->machine.vcpu_count, 1);
+	assert_int_equal(cfg->machine.mem_size_mib, CONFIG_MIN_MEM_MIB);
+}
+
+static void config_parse_text_inconsistent_machine_fails(void **state)
+{
+	const char *odd_vcpus = "\"vcpu_count\": 3, \"mem_size_mib\": 128, \"smt\": true";
+	const char *odd_mem = "\"vcpu_count\": 1, \"mem_size_mib\": 129, \"huge_pages\": \"2M\"";
+
+	assert_machine_fails(*state, odd_vcpus,
+			     MC "vcpu_count: expected 1 or an even number when smt is enabled, "
+				"got 3");
+	assert_machine_fails(*state, odd_mem,
+			     MC "mem_size_mib: expected a multiple of 2 with 2M huge pages, "
+				"got 129");
+}
+
+static void config_parse_text_unknown_key_fails(void **state)
+{
+	assert_parse_fails(*state, "{\"boot-source\": {\"kernel_image_path\": \"k\"}, \"x\": 1}",
+			   NAME ": unknown key \"x\"");
+	assert_parse_fails(*state, "{\"machine_config\": {}}",
+			   NAME ": unknown key \"machine_config\"");
+	assert_parse_fails(*state, "{\"x\": null}", NAME ": unknown key \"x\"");
+}
+
+static void config_parse_text_unknown_field_fails(void **state)
+{
+	assert_machine_fails(*state, REQ "\"foo\": 1",
+			     NAME ": machine-config: unknown field \"foo\"");
+	assert_parse_fails(*state, "{\"logger\": {\"level\": \"Info\", \"bar\\nbaz\": 1}}",
+			   NAME ": logger: unknown field \"bar?baz\"");
+}
+
+static void config_parse_text_unsupported_section_fails(void **state)
+{
+	static const char *const sections[] = {
+		"drives",  "network-interfaces", "vsock", "balloon",       "entropy", "mmds-config",
+		"metrics", "cpu-config",         "pmem",  "memory-hotplug"
+	};
+	char json[256];
+	char msg[256];
+
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		snprintf(json, sizeof(json), "{\"%s\": {}}", sections[i]);
+		snprintf(msg, sizeof(msg), NAME ": %s: not supported by kiln yet", sections[i]);
+		assert_parse_fails(*state, json, msg);
+	}
+	assert_parse_fails(*state, "{\"drives\": [{\"drive_id\": \"rootfs\"}]}",
+			   NAME ": drives: not supported by kiln yet");
+	assert_parse_fails(*state, "{\"vsock\": []}", NAME ": vsock: not supported by kiln yet");
+}
+
+static void config_parse_file_firecracker_drive_fails(void **state)
+{
+	char err[CONFIG_ERR_LEN] = "";
+	char path[4096];
+	char want[4200];
+
+	data_path(path, sizeof(path), "with-rootfs-drive.json");
+	snprintf(want, sizeof(want), "%s: drives: not supported by kiln yet", path);
+	assert_int_equal(config_parse_file(*state, path, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, want);
+}
+
+static void config_parse_text_empty_lists_accepted(void **state)
+{
+	static const char json[] = "{\"drives\": [], \"network-interfaces\": [], \"pmem\": [], "
+				   "\"vsock\": null, \"balloon\": null}";
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, json, err), 0);
+	assert_false(cfg->has_boot_source);
+}
+
+static void config_parse_text_unsupported_options_fail(void **state)
+{
+	assert_machine_fails(*state, REQ "\"huge_pages\": \"Transparent\"",
+			     MC "huge_pages: \"Transparent\" is not supported by kiln yet");
+	assert_machine_fails(*state, REQ "\"huge_pages\": \"1G\"",
+			     MC "huge_pages: expected \"None\" or \"2M\", got \"1G\"");
+	assert_machine_fails(*state, REQ "\"cpu_template\": \"T2\"",
+			     MC "cpu_template: \"T2\" is not supported by kiln yet");
+	assert_machine_fails(*state, REQ "\"cpu_template\": \"Z9\"",
+			     MC "cpu_template: expected \"None\", got \"Z9\"");
+	assert_parse_fails(*state, "{\"logger\": {\"module\": \"api_server\"}}",
+			   NAME ": logger.module: not supported by kiln yet");
+	assert_parse_fails(*state, "{\"serial\": {\"rate_limiter\": {\"size\": 1}}}",
+			   NAME ": serial.rate_limiter: not supported by kiln yet");
+	assert_parse_fails(*state, "{\"logger\": {\"level\": \"loud\"}}",
+			   NAME ": logger.level: expected one of Error, Warning, Info, Debug, "
+				"Trace, Off, got \"loud\"");
+}
+
+static void config_parse_text_missing_required_fails(void **state)
+{
+	assert_parse_fails(*state, "{\"boot-source\": {\"initrd_path\": \"initrd\"}}",
+			   NAME ": boot-source.kernel_image_path: required field missing");
+	assert_parse_fails(*state, "{\"boot-source\": {\"kernel_image_path\": \"\"}}",
+			   NAME ": boot-source.kernel_image_path: expected a non-empty string");
+	assert_machine_fails(*state, "\"mem_size_mib\": 128",
+			     MC "vcpu_count: required field missing");
+	assert_machine_fails(*state, "\"vcpu_count\": 1",
+			     MC "mem_size_mib: required field missing");
+}
+
+static void config_parse_text_null_optional_fields_absent(void **state)
+{
+	static const char json[] =
+		"{\"boot-source\": {\"kernel_image_path\": \"k\", \"initrd_path\": null, "
+		"\"boot_args\": null}, \"machine-config\": {\"vcpu_count\": 2, "
+		"\"mem_size_mib\": 256, \"smt\": null, \"track_dirty_pages\": null, "
+		"\"huge_pages\": null, \"cpu_template\": null}, \"logger\": {\"level\": null, "
+		"\"log_path\": null, \"module\": null}, \"serial\": {\"serial_out_path\": null, "
+		"\"rate_limiter\": null}, \"metrics\": null}";
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, json, err), 0);
+	assert_null(cfg->boot_source.initrd_path);
+	assert_null(cfg->boot_source.boot_args);
+	assert_int_equal(cfg->machine.vcpu_count, 2);
+	assert_false(cfg->machine.smt);
+	assert_int_equal(cfg->machine.huge_pages, HUGE_PAGES_NONE);
+	assert_true(cfg->logger.present);
+	assert_int_equal(cfg->logger.level, LOG_INFO);
+	assert_null(cfg->logger.log_path);
+	assert_null(cfg->serial.serial_out_path);
+}
+
+static void config_parse_text_null_required_field_fails(void **state)
+{
+	assert_parse_fails(*state, "{\"boot-source\": {\"kernel_image_path\": null}}",
+			   NAME ": boot-source.kernel_image_path: expected a string, got null");
+}
+
+static void config_parse_text_failure_leaves_cfg_unchanged(void **state)
+{
+	static const char bad[] = "{\"boot-source\": {\"kernel_image_path\": \"other\"}, "
+				  "\"machine-config\": {\"vcpu_count\": 0}}";
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, minimal_json, err), 0);
+	assert_int_equal(parse(cfg, bad, err), -EINVAL);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "vmlinux");
+	assert_false(cfg->has_machine_config);
+}
+
+static void config_parse_text_second_parse_replaces_strings(void **state)
+{
+	static const char first[] = "{\"boot-source\": {\"kernel_image_path\": \"a\", "
+				    "\"initrd_path\": \"i\"}, \"logger\": {\"log_path\": \"l\"}, "
+				    "\"serial\": {\"serial_out_path\": \"s\"}}";
+	static const char second[] = "{\"boot-source\": {\"kernel_image_path\": \"b\"}, "
+				     "\"logger\": {\"log_path\": \"m\"}, "
+				     "\"serial\": {\"serial_out_path\": \"t\"}}";
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, first, err), 0);
+	assert_int_equal(parse(cfg, second, err), 0);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "b");
+	assert_null(cfg->boot_source.initrd_path);
+	assert_string_equal(cfg->logger.log_path, "m");
+	assert_string_equal(cfg->serial.serial_out_path, "t");
+}
+
+static void config_parse_machine_config_bad_body_leaves_out_unchanged(void **state)
+{
+	struct machine_config mc = { .vcpu_count = 2, .mem_size_mib = 512 };
+	char err[CONFIG_ERR_LEN] = "";
+	json_t *body;
+
+	(void)state;
+	body = json_pack("{s:i, s:i, s:s}", "vcpu_count", 4, "mem_size_mib", 1024, "huge_pages",
+			 "x");
+	assert_non_null(body);
+	assert_int_equal(config_parse_machine_config(&mc, body, "machine-config", err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err,
+			    "machine-config.huge_pages: expected \"None\" or \"2M\", got \"x\"");
+	assert_int_equal(mc.vcpu_count, 2);
+	assert_int_equal(mc.mem_size_mib, 512);
+	json_object_set_new(body, "huge_pages", json_string("2M"));
+	assert_int_equal(config_parse_machine_config(&mc, body, "machine-config", err, sizeof(err)),
+			 0);
+	assert_int_equal(mc.vcpu_count, 4);
+	assert_int_equal(mc.huge_pages, HUGE_PAGES_2M);
+	json_decref(body);
+}
+
+static void config_parse_boot_source_body_replaces_old_strings(void **state)
+{
+	struct boot_source_config bs = { 0 };
+	char err[CONFIG_ERR_LEN] = "";
+	json_t *body;
+
+	(void)state;
+	body = json_pack("{s:s, s:s}", "kernel_image_path", "k1", "boot_args", "console=ttyS0");
+	assert_int_equal(config_parse_boot_source(&bs, body, "boot-source", err, sizeof(err)), 0);
+	json_decref(body);
+	body = json_pack("{s:s}", "kernel_image_path", "k2");
+	assert_int_equal(config_parse_boot_source(&bs, body, "boot-source", err, sizeof(err)), 0);
+	json_decref(body);
+	assert_string_equal(bs.kernel_image_path, "k2");
+	assert_null(bs.boot_args);
+	free(bs.kernel_image_path);
+}
+
+static void config_parse_file_unreadable_fails(void **state)
+{
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(config_parse_file(*state, "/nonexistent/vm.json", err, sizeof(err)),
+			 -ENOENT);
+	assert_string_equal(err, "/nonexistent/vm.json: cannot read: No such file or directory");
+	assert_int_equal(config_parse_file(*state, "/", err, sizeof(err)), -EISDIR);
+	assert_string_equal(err, "/: cannot read: Is a directory");
+}
+
+static void config_parse_file_too_large_fails(void **state)
+{
+	char err[CONFIG_ERR_LEN] = "";
+	char want[CONFIG_ERR_LEN];
+	char path[64];
+	int rc;
+
+	write_temp(path, sizeof(path), minimal_json, FILE_LIMIT + 1);
+	rc = config_parse_file(*state, path, err, sizeof(err));
+	unlink(path);
+	snprintf(want, sizeof(want), "%s: larger than the 1 MiB limit for a config file", path);
+	assert_int_equal(rc, -EFBIG);
+	assert_string_equal(err, want);
+}
+
+static void config_parse_file_exactly_limit_accepted(void **state)
+{
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+	char path[64];
+	int rc;
+
+	write_temp(path, sizeof(path), minimal_json, FILE_LIMIT);
+	rc = config_parse_file(cfg, path, err, sizeof(err));
+	unlink(path);
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg->boot_source.kernel_image_path, "vmlinux");
+}
+
+static void config_check_bootable_no_boot_source_fails(void **state)
+{
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(parse(cfg, "{\"machine-config\": {" REQ "\"smt\": false}}", err), 0);
+	assert_int_equal(config_check_bootable(cfg, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "boot-source: required section missing");
+}
+
+static void config_log_level_parse_any_case_succeeds(void **state)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} cases[] = {
+		{ "Error", LOG_ERROR }, { "warning", LOG_WARNING }, { "INFO", LOG_INFO },
+		{ "dEbUg", LOG_DEBUG }, { "Trace", LOG_TRACE },     { "off", LOG_OFF },
+	};
+	enum log_level level;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		level = LOG_INFO;
+		assert_int_equal(config_log_level_parse(cases[i].name, &level), 0);
+		assert_int_equal(level, cases[i].level);
+	}
+}
+
+static void config_log_level_parse_unknown_fails(void **state)
+{
+	enum log_level level = LOG_TRACE;
+
+	(void)state;
+	assert_int_equal(config_log_level_parse("Verbose", &level), -EINVAL);
+	assert_int_equal(config_log_level_parse("", &level), -EINVAL);
+	assert_int_equal(config_log_level_parse("Info ", &level), -EINVAL);
+	assert_int_equal(config_log_level_parse(NULL, &level), -EINVAL);
+	assert_int_equal(level, LOG_TRACE);
+}
+
+static void config_free_parsed_config_resets_to_defaults(void **state)
+{
+	struct vm_config *cfg = *state;
+	char err[CONFIG_ERR_LEN] = "";
+	char path[4096];
+
+	data_path(path, sizeof(path), "full.json");
+	assert_int_equal(config_parse_file(cfg, path, err, sizeof(err)), 0);
+	config_free(cfg);
+	assert_false(cfg->has_boot_source);
+	assert_null(cfg->boot_source.kernel_image_path);
+	assert_null(cfg->boot_source.initrd_path);
+	assert_null(cfg->boot_source.boot_args);
+	assert_false(cfg->logger.present);
+	assert_null(cfg->logger.log_path);
+	assert_null(cfg->serial.serial_out_path);
+	assert_int_equal(cfg->machine.vcpu_count, 1);
+	config_free(cfg);
+}
+
+static void config_parse_text_small_errlen_truncates(void **state)
+{
+	static const char json[] = "{\"x\": 1}";
+	char err[16];
+
+	memset(err, '#', sizeof(err));
+	assert_int_equal(config_parse_text(*state, NAME, json, strlen(json), err, 10), -EINVAL);
+	assert_string_equal(err, "test.json");
+	assert_int_equal(err[10], '#');
+	memset(err, '#', sizeof(err));
+	assert_int_equal(config_parse_text(*state, NAME, json, strlen(json), err, 0), -EINVAL);
+	assert_int_equal(err[0], '#');
+	assert_int_equal(config_parse_text(*state, NAME, json, strlen(json), NULL, 0), -EINVAL);
+}
+
+static void config_parse_text_truncation_keeps_utf8_whole(void **state)
+{
+	static const char json[] = "{\"\xc3\xa9\xc3\xa9\": 1}";
+	char err[CONFIG_ERR_LEN];
+
+	/* 19 bytes fit: "n: unknown key \"", one "é" and half of the next, which must go. */
+	assert_int_equal(config_parse_text(*state, "n", json, strlen(json), err, 20), -EINVAL);
+	assert_string_equal(err, "n: unknown key \"\xc3\xa9");
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, cfg_setup, cfg_teardown)
+	const struct CMUnitTest tests[] = {
+		T(config_init_fresh_has_defaults),
+		T(config_parse_file_full_config_fills_every_field),
+		T(config_parse_file_minimal_config_keeps_defaults),
+		T(config_parse_file_malformed_json_reports_line_and_column),
+		T(config_parse_text_malformed_json_reports_line_and_column),
+		T(config_parse_text_top_level_not_object_fails),
+		T(config_parse_text_not_nul_terminated_reads_len_bytes),
+		T(config_parse_text_wrong_type_fails),
+		T(config_parse_text_vcpu_count_out_of_range_fails),
+		T(config_parse_text_mem_size_out_of_range_fails),
+		T(config_parse_text_range_limits_accepted),
+		T(config_parse_text_inconsistent_machine_fails),
+		T(config_parse_text_unknown_key_fails),
+		T(config_parse_text_unknown_field_fails),
+		T(config_parse_text_unsupported_section_fails),
+		T(config_parse_file_firecracker_drive_fails),
+		T(config_parse_text_empty_lists_accepted),
+		T(config_parse_text_unsupported_options_fail),
+		T(config_parse_text_missing_required_fails),
+		T(config_parse_text_null_optional_fields_absent),
+		T(config_parse_text_null_required_field_fails),
+		T(config_parse_text_failure_leaves_cfg_unchanged),
+		T(config_parse_text_second_parse_replaces_strings),
+		T(config_parse_machine_config_bad_body_leaves_out_unchanged),
+		T(config_parse_boot_source_body_replaces_old_strings),
+		T(config_parse_file_unreadable_fails),
+		T(config_parse_file_too_large_fails),
+		T(config_parse_file_exactly_limit_accepted),
+		T(config_check_bootable_no_boot_source_fails),
+		T(config_log_level_parse_any_case_succeeds),
+		T(config_log_level_parse_unknown_fails),
+		T(config_free_parsed_config_resets_to_defaults),
+		T(config_parse_text_small_errlen_truncates),
+		T(config_parse_text_truncation_keeps_utf8_whole),
+	};
+#undef T
+
+	return cmocka_run_group_tests_name("config.c", tests, NULL, NULL);
+}

@@ -1,0 +1,640 @@
+/* Parses Firecracker's --config-file JSON into struct vm_config, one function per section. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define DESCRIBE_LEN 64
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define DESCRIBE_STRING_MAX 40
+
+enum field_flags {
+	FIELD_REQUIRED = 1 << 0,
+	FIELD_NONEMPTY = 1 << 1,
+};
+
+/* One JSON object being parsed, and where its problems are reported. */
+struct section {
+	json_t *obj;
+	const char *where;
+	char *err;
+	size_t errlen;
+};
+
+/* Sections of Firecracker's format that kiln refuses; lists may be present but empty. */
+static const struct {
+	const char *name;
+	bool is_list;
+} unsupported_sections[] = {
+	{ "drives", true },          { "network-interfaces", true }, { "pmem", true },
+	{ "vsock", false },          { "balloon", false },           { "entropy", false },
+	{ "mmds-config", false },    { "metrics", false },           { "cpu-config", false },
+	{ "memory-hotplug", false },
+};
+
+static const struct {
+	const char *name;
+	enum log_level level;
+} log_levels[] = {
+	{ "Error", LOG_ERROR }, { "Warning", LOG_WARNING }, { "Info", LOG_INFO },
+	{ "Debug", LOG_DEBUG }, { "Trace", LOG_TRACE },     { "Off", LOG_OFF },
+};
+
+/* Cuts a UTF-8 sequence left incomplete at the end of s (len bytes) by a truncation. */
+static void trim_partial_utf8(char *s, size_t len)
+{
+	size_t start = len;
+	size_t need;
+	unsigned char lead;
+
+	while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80 && len - start < 3)
+		start--;
+	if (start == 0)
+		return;
+	lead = (unsigned char)s[start - 1];
+	if (lead < 0xc0)
+		return;
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (len - (start - 1) < need)
+		s[start - 1] = '\0';
+}
+
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		err[0] = '\0';
+		return;
+	}
+	if ((size_t)n >= errlen)
+		trim_partial_utf8(err, errlen - 1);
+	for (char *p = err; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+}
+
+/* A short description of v for messages: the value of a scalar, the type of a container. */
+static const char *describe(const json_t *v, char *buf, size_t len)
+{
+	const char *s;
+	size_t slen;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_TRUE:
+		return "true";
+	case JSON_FALSE:
+		return "false";
+	case JSON_NULL:
+		return "null";
+	case JSON_INTEGER:
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return buf;
+	case JSON_REAL:
+		snprintf(buf, len, "%g", json_real_value(v));
+		if (!strpbrk(buf, ".eEn"))
+			strncat(buf, ".0", len - strlen(buf) - 1);
+		return buf;
+	case JSON_STRING:
+		s = json_string_value(v);
+		slen = json_string_length(v);
+		if (slen <= DESCRIBE_STRING_MAX) {
+			snprintf(buf, len, "\"%s\"", s);
+		} else {
+			snprintf(buf, len, "\"%.*s", DESCRIBE_STRING_MAX, s);
+			trim_partial_utf8(buf, strlen(buf));
+			strncat(buf, "...\"", len - strlen(buf) - 1);
+		}
+		return buf;
+	}
+	return "an unknown JSON value";
+}
+
+/* Reports a problem with key as "<where>.<key>: <message>"; returns -EINVAL. */
+static int __attribute__((format(printf, 3, 4)))
+field_err(const struct section *s, const char *key, const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_err(s->err, s->errlen, "%s.%s: %s", s->where, key, msg);
+	return -EINVAL;
+}
+
+/* The value of key, or NULL when it is absent or null. */
+static json_t *field(const struct section *s, const char *key)
+{
+	json_t *v = json_object_get(s->obj, key);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+/* Checks that s->obj is an object whose keys all appear in the NULL-terminated known list. */
+static int check_object(const struct section *s, const char *const *known)
+{
+	char desc[DESCRIBE_LEN];
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(s->obj)) {
+		set_err(s->err, s->errlen, "%s: expected an object, got %s", s->where,
+			describe(s->obj, desc, sizeof(desc)));
+		return -EINVAL;
+	}
+	json_object_foreach(s->obj, key, v) {
+		const char *const *k = known;
+
+		while (*k && strcmp(*k, key))
+			k++;
+		if (!*k) {
+			set_err(s->err, s->errlen, "%s: unknown field \"%s\"", s->where, key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Refuses a field kiln knows of but does not implement, unless it is absent or null. */
+static int refuse_field(const struct section *s, const char *key)
+{
+	if (field(s, key))
+		return field_err(s, key, "not supported by kiln yet");
+	return 0;
+}
+
+/* Sets *out to a copy of the string at key, or to NULL when it is absent or null (optional). */
+static int get_string(const struct section *s, const char *key, unsigned flags, char **out)
+{
+	json_t *v = json_object_get(s->obj, key);
+	char desc[DESCRIBE_LEN];
+
+	*out = NULL;
+	if (!v && (flags & FIELD_REQUIRED))
+		return field_err(s, key, "required field missing");
+	if (!v || (json_is_null(v) && !(flags & FIELD_REQUIRED)))
+		return 0;
+	if (!json_is_string(v))
+		return field_err(s, key, "expected a string, got %s",
+				 describe(v, desc, sizeof(desc)));
+	if ((flags & FIELD_NONEMPTY) && json_string_length(v) == 0)
+		return field_err(s, key, "expected a non-empty string");
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Sets *out to the required integer at key, which must lie in lo..hi. */
+static int get_u32(const struct section *s, const char *key, uint32_t lo, uint32_t hi,
+		   uint32_t *out)
+{
+	json_t *v = json_object_get(s->obj, key);
+	char desc[DESCRIBE_LEN];
+	json_int_t n;
+
+	if (!v)
+		return field_err(s, key, "required field missing");
+	n = json_integer_value(v);
+	if (!json_is_integer(v) || n < lo || n > hi)
+		return field_err(s, key,
+				 "expected an integer from %" PRIu32 " to %" PRIu32 ", got %s", lo,
+				 hi, describe(v, desc, sizeof(desc)));
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* Sets *out to the boolean at key; leaves it alone when the key is absent or null. */
+static int get_bool(const struct section *s, const char *key, bool *out)
+{
+	json_t *v = field(s, key);
+	char desc[DESCRIBE_LEN];
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return field_err(s, key, "expected true or false, got %s",
+				 describe(v, desc, sizeof(desc)));
+	*out = json_is_true(v);
+	return 0;
+}
+
+static void boot_source_free(struct boot_source_config *bs)
+{
+	free(bs->kernel_image_path);
+	free(bs->initrd_path);
+	free(bs->boot_args);
+	*bs = (struct boot_source_config){ 0 };
+}
+
+int config_parse_boot_source(struct boot_source_config *out, json_t *obj, const char *where,
+			     char *err, size_t errlen)
+{
+	static const char *const known[] = { "kernel_image_path", "initrd_path", "boot_args",
+					     NULL };
+	const struct section s = { obj, where, err, errlen };
+	struct boot_source_config bs = { 0 };
+	int rc;
+
+	rc = check_object(&s, known);
+	if (rc)
+		return rc;
+	rc = get_string(&s, "kernel_image_path", FIELD_REQUIRED | FIELD_NONEMPTY,
+			&bs.kernel_image_path);
+	if (rc)
+		goto err_free;
+	rc = get_string(&s, "initrd_path", FIELD_NONEMPTY, &bs.initrd_path);
+	if (rc)
+		goto err_free;
+	rc = get_string(&s, "boot_args", 0, &bs.boot_args);
+	if (rc)
+		goto err_free;
+	boot_source_free(out);
+	*out = bs;
+	return 0;
+
+err_free:
+	boot_source_free(&bs);
+	return rc;
+}
+
+static int parse_huge_pages(const struct section *s, enum huge_pages *out)
+{
+	json_t *v = field(s, "huge_pages");
+	char desc[DESCRIBE_LEN];
+	const char *name;
+
+	if (!v)
+		return 0;
+	name = json_string_value(v);
+	if (name && !strcmp(name, "None")) {
+		*out = HUGE_PAGES_NONE;
+		return 0;
+	}
+	if (name && !strcmp(name, "2M")) {
+		*out = HUGE_PAGES_2M;
+		return 0;
+	}
+	if (name && !strcmp(name, "Transparent"))
+		return field_err(s, "huge_pages", "\"Transparent\" is not supported by kiln yet");
+	return field_err(s, "huge_pages", "expected \"None\" or \"2M\", got %s",
+			 describe(v, desc, sizeof(desc)));
+}
+
+/* kiln applies no CPU template: only "None" (Firecracker's default) is accepted. */
+static int check_cpu_template(const struct section *s)
+{
+	static const char *const spec[] = { "C3", "T2", "T2S", "T2CL", "T2A", "V1N1" };
+	json_t *v = field(s, "cpu_template");
+	char desc[DESCRIBE_LEN];
+	const char *name;
+
+	if (!v)
+		return 0;
+	name = json_string_value(v);
+	if (name && !strcmp(name, "None"))
+		return 0;
+	for (size_t i = 0; name && i < ARRAY_LEN(spec); i++) {
+		if (!strcmp(name, spec[i]))
+			return field_err(s, "cpu_template", "\"%s\" is not supported by kiln yet",
+					 name);
+	}
+	return field_err(s, "cpu_template", "expected \"None\", got %s",
+			 describe(v, desc, sizeof(desc)));
+}
+
+int config_parse_machine_config(struct machine_config *out, json_t *obj, const char *where,
+				char *err, size_t errlen)
+{
+	static const char *const known[] = { "vcpu_count", "mem_size_mib",
+					     "smt",        "track_dirty_pages",
+					     "huge_pages", "cpu_template",
+					     NULL };
+	const struct section s = { obj, where, err, errlen };
+	struct machine_config mc = { .huge_pages = HUGE_PAGES_NONE };
+	int rc;
+
+	rc = check_object(&s, known);
+	if (!rc)
+		rc = get_u32(&s, "vcpu_count", 1, CONFIG_MAX_VCPUS, &mc.vcpu_count);
+	if (!rc)
+		rc = get_u32(&s, "mem_size_mib", CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB,
+			     &mc.mem_size_mib);
+	if (!rc)
+		rc = get_bool(&s, "smt", &mc.smt);
+	if (!rc)
+		rc = get_bool(&s, "track_dirty_pages", &mc.track_dirty_pages);
+	if (!rc)
+		rc = parse_huge_pages(&s, &mc.huge_pages);
+	if (!rc)
+		rc = check_cpu_template(&s);
+	if (rc)
+		return rc;
+	if (mc.smt && mc.vcpu_count > 1 && mc.vcpu_count % 2)
+		return field_err(&s, "vcpu_count",
+				 "expected 1 or an even number when smt is enabled, got %" PRIu32,
+				 mc.vcpu_count);
+	if (mc.huge_pages == HUGE_PAGES_2M && mc.mem_size_mib % 2)
+		return field_err(&s, "mem_size_mib",
+				 "expected a multiple of 2 with 2M huge pages, got %" PRIu32,
+				 mc.mem_size_mib);
+	*out = mc;
+	return 0;
+}
+
+int config_parse_logger(struct logger_config *out, json_t *obj, const char *where, char *err,
+			size_t errlen)
+{
+	static const char *const known[] = { "level",           "log_path", "show_level",
+					     "show_log_origin", "module",   NULL };
+	const struct section s = { obj, where, err, errlen };
+	struct logger_config lc = { .present = true, .level = LOG_INFO };
+	char desc[DESCRIBE_LEN];
+	json_t *level;
+	int rc;
+
+	rc = check_object(&s, known);
+	if (!rc)
+		rc = refuse_field(&s, "module");
+	if (rc)
+		return rc;
+	level = field(&s, "level");
+	if (level &&
+	    (!json_is_string(level) || config_log_level_parse(json_string_value(level), &lc.level)))
+		return field_err(&s, "level",
+				 "expected one of Error, Warning, Info, Debug, Trace, Off, got %s",
+				 describe(level, desc, sizeof(desc)));
+	rc = get_bool(&s, "show_level", &lc.show_level);
+	if (!rc)
+		rc = get_bool(&s, "show_log_origin", &lc.show_log_origin);
+	if (!rc)
+		rc = get_string(&s, "log_path", FIELD_NONEMPTY, &lc.log_path);
+	if (rc)
+		return rc;
+	free(out->log_path);
+	*out = lc;
+	return 0;
+}
+
+int config_parse_serial(struct serial_config *out, json_t *obj, const char *where, char *err,
+			size_t errlen)
+{
+	static const char *const known[] = { "serial_out_path", "rate_limiter", NULL };
+	const struct section s = { obj, where, err, errlen };
+	struct serial_config sc = { 0 };
+	int rc;
+
+	rc = check_object(&s, known);
+	if (!rc)
+		rc = refuse_field(&s, "rate_limiter");
+	if (!rc)
+		rc = get_string(&s, "serial_out_path", FIELD_NONEMPTY, &sc.serial_out_path);
+	if (rc)
+		return rc;
+	free(out->serial_out_path);
+	*out = sc;
+	return 0;
+}
+
+void config_init(struct vm_config *cfg)
+{
+	*cfg = (struct vm_config){
+		.machine = { .vcpu_count = 1, .mem_size_mib = 128, .huge_pages = HUGE_PAGES_NONE },
+		.logger = { .level = LOG_INFO },
+	};
+}
+
+void config_free(struct vm_config *cfg)
+{
+	boot_source_free(&cfg->boot_source);
+	free(cfg->logger.log_path);
+	free(cfg->serial.serial_out_path);
+	config_init(cfg);
+}
+
+/* Accepts a section kiln does not implement only when it asks for nothing. */
+static int check_unsupported(const char *name, const char *key, json_t *v, bool *known, char *err,
+			     size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_LEN(unsupported_sections); i++) {
+		if (strcmp(key, unsupported_sections[i].name))
+			continue;
+		*known = true;
+		if (json_is_null(v) ||
+		    (unsupported_sections[i].is_list && json_is_array(v) && !json_array_size(v)))
+			return 0;
+		set_err(err, errlen, "%s: %s: not supported by kiln yet", name, key);
+		return -EINVAL;
+	}
+	*known = false;
+	return 0;
+}
+
+/* Parses one top-level key into tmp; has_serial records a serial section. */
+static int parse_top_key(struct vm_config *tmp, bool *has_serial, const char *name, const char *key,
+			 json_t *v, char *err, size_t errlen)
+{
+	bool present = !json_is_null(v);
+	char where[PATH_MAX + 32];
+	bool known;
+	int rc;
+
+	snprintf(where, sizeof(where), "%s: %s", name, key);
+	if (!strcmp(key, "boot-source")) {
+		tmp->has_boot_source = present;
+		return present ? config_parse_boot_source(&tmp->boot_source, v, where, err, errlen)
+			       : 0;
+	}
+	if (!strcmp(key, "machine-config")) {
+		tmp->has_machine_config = present;
+		return present ? config_parse_machine_config(&tmp->machine, v, where, err, errlen)
+			       : 0;
+	}
+	if (!strcmp(key, "logger"))
+		return present ? config_parse_logger(&tmp->logger, v, where, err, errlen) : 0;
+	if (!strcmp(key, "serial")) {
+		*has_serial = present;
+		return present ? config_parse_serial(&tmp->serial, v, where, err, errlen) : 0;
+	}
+	rc = check_unsupported(name, key, v, &known, err, errlen);
+	if (rc || known)
+		return rc;
+	set_err(err, errlen, "%s: unknown key \"%s\"", name, key);
+	return -EINVAL;
+}
+
+/* Moves the sections present in tmp into cfg, freeing what they replace. */
+static void commit(struct vm_config *cfg, const struct vm_config *tmp, bool has_serial)
+{
+	if (tmp->has_boot_source) {
+		boot_source_free(&cfg->boot_source);
+		cfg->boot_source = tmp->boot_source;
+		cfg->has_boot_source = true;
+	}
+	if (tmp->has_machine_config) {
+		cfg->machine = tmp->machine;
+		cfg->has_machine_config = true;
+	}
+	if (tmp->logger.present) {
+		free(cfg->logger.log_path);
+		cfg->logger = tmp->logger;
+	}
+	if (has_serial) {
+		free(cfg->serial.serial_out_path);
+		cfg->serial = tmp->serial;
+	}
+}
+
+int config_parse_text(struct vm_config *cfg, const char *name, const char *text, size_t len,
+		      char *err, size_t errlen)
+{
+	char desc[DESCRIBE_LEN];
+	struct vm_config tmp;
+	bool has_serial = false;
+	json_error_t jerr;
+	const char *key;
+	json_t *root;
+	json_t *v;
+	int rc = 0;
+
+	root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		if (json_error_code(&jerr) == json_error_out_of_memory) {
+			set_err(err, errlen, "%s: out of memory parsing JSON", name);
+			return -ENOMEM;
+		}
+		set_err(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column,
+			jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		set_err(err, errlen, "%s: expected a JSON object at the top level, got %s", name,
+			describe(root, desc, sizeof(desc)));
+		json_decref(root);
+		return -EINVAL;
+	}
+	config_init(&tmp);
+	json_object_foreach(root, key, v) {
+		rc = parse_top_key(&tmp, &has_serial, name, key, v, err, errlen);
+		if (rc)
+			break;
+	}
+	json_decref(root);
+	if (rc) {
+		config_free(&tmp);
+		return rc;
+	}
+	commit(cfg, &tmp, has_serial);
+	return 0;
+}
+
+/* Reads all of path into a new buffer; -EFBIG beyond CONFIG_FILE_MAX bytes. */
+static int read_whole(const char *path, char **out, size_t *outlen)
+{
+	size_t len = 0;
+	char *buf;
+	ssize_t n;
+	int rc;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(CONFIG_FILE_MAX + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto err_close;
+	}
+	while (len <= CONFIG_FILE_MAX) {
+		n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto err_free;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_FILE_MAX) {
+		rc = -EFBIG;
+		goto err_free;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+
+err_free:
+	free(buf);
+err_close:
+	close(fd);
+	return rc;
+}
+
+int config_parse_file(struct vm_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	char msg[128];
+	size_t len = 0;
+	int rc;
+
+	rc = read_whole(path, &text, &len);
+	if (rc == -EFBIG) {
+		set_err(err, errlen, "%s: larger than the %d MiB limit for a config file", path,
+			CONFIG_FILE_MAX >> 20);
+		return rc;
+	}
+	if (rc) {
+		set_err(err, errlen, "%s: cannot read: %s", path,
+			strerror_r(-rc, msg, sizeof(msg)));
+		return rc;
+	}
+	rc = config_parse_text(cfg, path, text, len, err, errlen);
+	free(text);
+	return rc;
+}
+
+int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->has_boot_source || !cfg->boot_source.kernel_image_path) {
+		set_err(err, errlen, "boot-source: required section missing");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_log_level_parse(const char *name, enum log_level *out)
+{
+	if (!name)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_LEN(log_levels); i++) {
+		if (!strcasecmp(name, log_levels[i].name)) {
+			*out = log_levels[i].level;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,150 @@
+/* Guest RAM backed by a sealed memfd, and the checked accessor for guest-physical ranges. */
+#include "memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/memfd.h>
+
+#include "layout_x86_64.h"
+#include "log.h"
+
+#define HUGE_2M (2ull << 20)
+
+void guest_memory_layout(struct guest_memory *gm, uint64_t size)
+{
+	uint64_t low = size < LAYOUT_MMIO_GAP_START ? size : LAYOUT_MMIO_GAP_START;
+
+	gm->size = size;
+	gm->nr_regions = 1;
+	gm->regions[0] = (struct guest_region){ .gpa = 0, .size = low, .offset = 0 };
+	if (size > low) {
+		gm->regions[1] = (struct guest_region){
+			.gpa = LAYOUT_MMIO_GAP_END, .size = size - low, .offset = low
+		};
+		gm->nr_regions = 2;
+	}
+}
+
+long guest_memory_free_hugepages(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
+	long n = -1;
+
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -EIO;
+	fclose(f);
+	return n;
+}
+
+int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
+{
+	unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	int err;
+
+	gm->fd = -1;
+	gm->host = NULL;
+	gm->page_size = huge ? HUGE_2M : 4096;
+	if (size % gm->page_size) {
+		log_error("guest memory: %llu MiB is not a multiple of the %llu KiB page size",
+			  (unsigned long long)(size >> 20),
+			  (unsigned long long)(gm->page_size >> 10));
+		return -EINVAL;
+	}
+	if (huge) {
+		long free_pages = guest_memory_free_hugepages();
+		uint64_t need = size / HUGE_2M;
+
+		if (free_pages < 0 || (uint64_t)free_pages < need) {
+			log_error("guest memory: huge_pages \"2M\" needs %llu free 2 MiB hugepages, "
+				  "the host has %ld (raise /proc/sys/vm/nr_hugepages)",
+				  (unsigned long long)need, free_pages < 0 ? 0 : free_pages);
+			return -ENOMEM;
+		}
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+	}
+	guest_memory_layout(gm, size);
+
+	gm->fd = memfd_create("kiln-guest-ram", flags);
+	if (gm->fd < 0) {
+		err = -errno;
+		log_error("guest memory: memfd_create: %s", strerror(errno));
+		return err;
+	}
+	if (ftruncate(gm->fd, (off_t)size) < 0) {
+		err = -errno;
+		log_error("guest memory: sizing the memfd to %llu MiB: %s",
+			  (unsigned long long)(size >> 20), strerror(errno));
+		goto err_close;
+	}
+	if (fcntl(gm->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		err = -errno;
+		log_error("guest memory: sealing the memfd: %s", strerror(errno));
+		goto err_close;
+	}
+	gm->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (getenv("KILN_POPULATE") ? MAP_POPULATE : 0), gm->fd, 0);
+	if (gm->host == MAP_FAILED) {
+		err = -errno;
+		gm->host = NULL;
+		log_error("guest memory: mapping %llu MiB: %s%s", (unsigned long long)(size >> 20),
+			  strerror(errno), huge ? " (are enough hugepages reserved?)" : "");
+		goto err_close;
+	}
+	/* Guest RAM has no place in a core dump of the monitor. */
+	madvise(gm->host, size, MADV_DONTDUMP);
+	return 0;
+
+err_close:
+	close(gm->fd);
+	gm->fd = -1;
+	return err;
+}
+
+void guest_memory_destroy(struct guest_memory *gm)
+{
+	if (gm->host)
+		munmap(gm->host, gm->size);
+	if (gm->fd >= 0)
+		close(gm->fd);
+	gm->host = NULL;
+	gm->fd = -1;
+}
+
+void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	if (len == 0 || !gm->host)
+		return NULL;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct guest_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa))
+			return gm->host + r->offset + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = guest_memory_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = guest_memory_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}

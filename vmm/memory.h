@@ -1,0 +1,60 @@
+/* Guest RAM: one sealed memfd mapped once, split into KVM memslots around the MMIO gap,
+ * and the one checked accessor every guest-physical access goes through. */
+#ifndef KILN_MEMORY_H
+#define KILN_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct guest_region {
+	uint64_t gpa;      /* guest-physical start */
+	uint64_t size;     /* bytes */
+	uint64_t offset;   /* offset in the memfd and in the host mapping */
+};
+
+struct guest_memory {
+	int fd;            /* the memfd, -1 when not created */
+	uint8_t *host;     /* MAP_SHARED mapping of the whole memfd */
+	uint64_t size;     /* total RAM bytes */
+	uint64_t page_size; /* 4 KiB or 2 MiB */
+	unsigned nr_regions;
+	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+/*
+ * Splits size bytes of RAM into guest regions: [0, min(size, gap_start)) and, for the rest,
+ * [4 GiB, ...). Pure; used by guest_memory_create and the e820 builder.
+ */
+void guest_memory_layout(struct guest_memory *gm, uint64_t size);
+
+/*
+ * Creates the memfd (hugetlb 2 MiB when huge), sizes it, seals its size and maps it.
+ * Fails with a logged reason: -ENOMEM when the host has too few free hugepages.
+ */
+int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
+	__attribute__((warn_unused_result));
+
+/* Unmaps and closes; safe on a zeroed or half-created guest_memory. */
+void guest_memory_destroy(struct guest_memory *gm);
+
+/*
+ * The checked accessor: a host pointer to [gpa, gpa+len) when that range lies wholly inside
+ * one RAM region, else NULL. Overflow-safe. len 0 is refused.
+ */
+void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
+/* Copies into guest memory; -EFAULT if the range is not RAM. */
+int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
+	__attribute__((warn_unused_result));
+
+/* Copies out of guest memory; -EFAULT if the range is not RAM. */
+int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
+	__attribute__((warn_unused_result));
+
+/* Free 2 MiB hugepages on the host, or -errno. */
+long guest_memory_free_hugepages(void);
+
+#endif

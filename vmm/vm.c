@@ -1,0 +1,472 @@
+/* VM construction as an ordered table of steps, unwound in reverse on failure; the run loop. */
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "boot_x86_64.h"
+#include "kvm.h"
+#include "layout_x86_64.h"
+#include "log.h"
+#include "mptable_x86_64.h"
+
+#define MIB (1ull << 20)
+
+struct vm_step {
+	const char *name;
+	int (*init)(struct vm *vm);
+	void (*exit)(struct vm *vm);
+};
+
+/* --- KVM and the VM file descriptor --- */
+
+static int step_kvm_init(struct vm *vm)
+{
+	int ret;
+
+	vm->kvm_fd = kvm_open();
+	if (vm->kvm_fd < 0)
+		return vm->kvm_fd;
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0) {
+		log_error("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		ret = -EIO;
+		goto err;
+	}
+	ret = cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
+	if (ret < 0)
+		goto err;
+	return 0;
+err:
+	close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+	return ret;
+}
+
+static void step_kvm_exit(struct vm *vm)
+{
+	close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+}
+
+static int step_vm_init(struct vm *vm)
+{
+	uint64_t identity = LAYOUT_IDENTITY_MAP_ADDR;
+	const char *what;
+	int ret;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		log_error("KVM_CREATE_VM: %s", strerror(errno));
+		return ret;
+	}
+	ret = kvm_check_vm(vm->vm_fd, vm->nr_vcpus);
+	if (ret < 0)
+		goto err;
+	what = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_TSS_ADDR) < 0)
+		goto err_errno;
+	what = "KVM_SET_IDENTITY_MAP_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+		goto err_errno;
+	what = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto err_errno;
+	{
+		struct kvm_pit_config pit = { .flags = 0 };
+
+		what = "KVM_CREATE_PIT2";
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			goto err_errno;
+	}
+	return 0;
+
+err_errno:
+	ret = -errno;
+	log_error("%s: %s", what, strerror(errno));
+err:
+	close(vm->vm_fd);
+	vm->vm_fd = -1;
+	return ret;
+}
+
+static void step_vm_exit(struct vm *vm)
+{
+	close(vm->vm_fd);
+	vm->vm_fd = -1;
+}
+
+/* --- guest memory --- */
+
+static uint64_t host_mem_total(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kib = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "MemTotal: %llu kB", &kib) != 1)
+		kib = 0;
+	fclose(f);
+	return kib * 1024;
+}
+
+static int step_memory_init(struct vm *vm)
+{
+	const struct machine_config *m = &vm->cfg->machine;
+	uint64_t size = (uint64_t)m->mem_size_mib * MIB, host = host_mem_total();
+	int ret;
+
+	if (host && size > host) {
+		log_error("machine-config.mem_size_mib %u exceeds the host's %llu MiB of RAM",
+			  m->mem_size_mib, (unsigned long long)(host / MIB));
+		return -ENOMEM;
+	}
+	ret = guest_memory_create(&vm->mem, size, m->huge_pages == HUGE_PAGES_2M);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			ret = -errno;
+			log_error("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+			guest_memory_destroy(&vm->mem);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void step_memory_exit(struct vm *vm)
+{
+	guest_memory_destroy(&vm->mem);
+}
+
+/* --- legacy devices --- */
+
+static void set_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		log_warn("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+}
+
+static void serial_irq(void *opaque, int level)
+{
+	set_irq_line(opaque, LAYOUT_IRQ_COM1, level);
+}
+
+static void keyboard_irq(void *opaque, int level)
+{
+	set_irq_line(opaque, LAYOUT_IRQ_KEYBOARD, level);
+}
+
+static void guest_reset(void *opaque)
+{
+	log_info("guest requested a reset through the i8042: stopping the VM");
+	vm_request_exit(opaque, VM_EXIT_OK);
+}
+
+static int step_devices_init(struct vm *vm)
+{
+	const char *out_path = vm->cfg->serial.serial_out_path;
+	int ret;
+
+	vm->serial_out_fd = STDOUT_FILENO;
+	vm->serial_out_owned = false;
+	if (out_path) {
+		vm->serial_out_fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (vm->serial_out_fd < 0) {
+			ret = -errno;
+			log_error("serial.serial_out_path %s: %s", out_path, strerror(errno));
+			return ret;
+		}
+		vm->serial_out_owned = true;
+	}
+	serial_init(&vm->serial, vm->serial_out_fd, serial_irq, vm);
+	i8042_init(&vm->i8042, keyboard_irq, guest_reset, vm);
+	ret = bus_register(&vm->pio_bus, SERIAL_PORT_BASE, SERIAL_PORT_LEN, &serial_bus_ops,
+			   &vm->serial, "serial");
+	if (ret == 0)
+		ret = bus_register(&vm->pio_bus, I8042_PORT_BASE, I8042_PORT_LEN, &i8042_bus_ops,
+				   &vm->i8042, "i8042");
+	if (ret == 0 && vm->boot_timer_enabled)
+		ret = bus_register(&vm->mmio_bus, LAYOUT_BOOT_TIMER_ADDR, 1, &boot_timer_bus_ops,
+				   &vm->boot_timer, "boot-timer");
+	if (ret < 0) {
+		log_error("registering legacy devices: %s", strerror(-ret));
+		serial_destroy(&vm->serial);
+		i8042_destroy(&vm->i8042);
+		if (vm->serial_out_owned)
+			close(vm->serial_out_fd);
+		return ret;
+	}
+	return 0;
+}
+
+static void step_devices_exit(struct vm *vm)
+{
+	serial_destroy(&vm->serial);
+	i8042_destroy(&vm->i8042);
+	if (vm->serial_out_owned)
+		close(vm->serial_out_fd);
+	vm->pio_bus.nr = vm->mmio_bus.nr = 0;
+}
+
+/* --- kernel, initrd, boot structures --- */
+
+static int step_kernel_init(struct vm *vm)
+{
+	const struct boot_source_config *b = &vm->cfg->boot_source;
+	const char *cmdline = b->boot_args ? b->boot_args : CONFIG_DEFAULT_BOOT_ARGS;
+	uint64_t initrd_addr = 0, initrd_size = 0;
+	int ret;
+
+	ret = loader_load_kernel(&vm->mem, b->kernel_image_path, &vm->kernel);
+	if (ret < 0)
+		return ret;
+	if (b->initrd_path) {
+		ret = loader_load_initrd(&vm->mem, b->initrd_path, &vm->kernel, &initrd_addr,
+					 &initrd_size);
+		if (ret < 0)
+			return ret;
+	}
+	ret = boot_setup_memory(&vm->mem, &vm->kernel, cmdline, initrd_addr, initrd_size);
+	if (ret < 0)
+		return ret;
+	return mptable_setup(&vm->mem, vm->nr_vcpus);
+}
+
+/* --- vCPUs --- */
+
+static void step_vcpus_exit(struct vm *vm)
+{
+	for (unsigned i = vm->nr_vcpus; i-- > 0;)
+		vcpu_destroy(&vm->vcpus[i]);
+}
+
+static int step_vcpus_init(struct vm *vm)
+{
+	int ret = vcpu_install_kick_handler();
+
+	if (ret < 0) {
+		log_error("installing the vCPU kick handler: %s", strerror(-ret));
+		return ret;
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		ret = vcpu_create(vm, i, vm->kernel.entry, &vm->vcpus[i]);
+		if (ret < 0) {
+			while (i-- > 0)
+				vcpu_destroy(&vm->vcpus[i]);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* --- the event loop: stop requests, signals, console input --- */
+
+static void on_exit_request(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("reading the exit eventfd: %s", strerror(errno));
+	vm->loop.stop = true;
+}
+
+static void on_signal(void *opaque, int fd, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	struct vm *vm = opaque;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("received signal %u: stopping the VM", si.ssi_signo);
+	vm_request_exit(vm, 128 + (int)si.ssi_signo);
+}
+
+static void on_stdin(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint8_t buf[SERIAL_RX_FIFO];
+	size_t space = serial_rx_space(&vm->serial);
+	ssize_t n;
+
+	if (space == 0) {
+		/* The guest has not drained its FIFO; give it a moment rather than drop input. */
+		usleep(1000);
+		return;
+	}
+	n = read(fd, buf, space < sizeof(buf) ? space : sizeof(buf));
+	if (n > 0) {
+		serial_rx_push(&vm->serial, buf, (size_t)n);
+		return;
+	}
+	if (n == 0 || (events & (EPOLLHUP | EPOLLERR)))
+		event_loop_del(&vm->loop, fd);
+}
+
+static int step_loop_init(struct vm *vm)
+{
+	sigset_t set;
+	int ret;
+
+	ret = event_loop_init(&vm->loop);
+	if (ret < 0) {
+		log_error("epoll: %s", strerror(-ret));
+		return ret;
+	}
+	vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	/* Every thread created from here on inherits this mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->exit_fd < 0 || vm->signal_fd < 0) {
+		ret = -errno;
+		log_error("eventfd/signalfd: %s", strerror(errno));
+		goto err;
+	}
+	ret = event_loop_add(&vm->loop, vm->exit_fd, EPOLLIN, on_exit_request, vm);
+	if (ret == 0)
+		ret = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
+	if (ret < 0) {
+		log_error("event loop: %s", strerror(-ret));
+		goto err;
+	}
+	/* Regular files and /dev/null cannot be polled: then there is simply no console input. */
+	if (event_loop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
+		log_debug("stdin cannot be polled: no console input");
+	return 0;
+err:
+	if (vm->exit_fd >= 0)
+		close(vm->exit_fd);
+	if (vm->signal_fd >= 0)
+		close(vm->signal_fd);
+	event_loop_destroy(&vm->loop);
+	return ret;
+}
+
+static void step_loop_exit(struct vm *vm)
+{
+	event_loop_destroy(&vm->loop);
+	close(vm->exit_fd);
+	close(vm->signal_fd);
+}
+
+static const struct vm_step vm_steps[] = {
+	{ "kvm", step_kvm_init, step_kvm_exit },
+	{ "vm", step_vm_init, step_vm_exit },
+	{ "memory", step_memory_init, step_memory_exit },
+	{ "devices", step_devices_init, step_devices_exit },
+	{ "kernel", step_kernel_init, NULL },
+	{ "event loop", step_loop_init, step_loop_exit },
+	{ "vcpus", step_vcpus_init, step_vcpus_exit },
+};
+
+#define NR_STEPS (sizeof(vm_steps) / sizeof(vm_steps[0]))
+
+int vm_build(struct vm *vm, const struct vm_config *cfg, bool boot_timer)
+{
+	*vm = (struct vm){
+		.cfg = cfg,
+		.kvm_fd = -1,
+		.vm_fd = -1,
+		.exit_fd = -1,
+		.signal_fd = -1,
+		.serial_out_fd = -1,
+		.boot_timer_enabled = boot_timer,
+		.nr_vcpus = cfg->machine.vcpu_count,
+		.mem = { .fd = -1 },
+	};
+	boot_timer_start(&vm->boot_timer);
+	for (; vm->steps_done < NR_STEPS; vm->steps_done++) {
+		const struct vm_step *s = &vm_steps[vm->steps_done];
+		int ret = s->init(vm);
+
+		if (ret < 0) {
+			log_debug("VM build step \"%s\" failed: %s", s->name, strerror(-ret));
+			vm_destroy(vm);
+			return ret;
+		}
+		log_debug("VM build step \"%s\" done at %.3f ms", s->name,
+			  boot_timer_elapsed_ns(&vm->boot_timer) / 1e6);
+	}
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	while (vm->steps_done > 0) {
+		const struct vm_step *s = &vm_steps[--vm->steps_done];
+
+		if (s->exit)
+			s->exit(vm);
+	}
+}
+
+void vm_request_exit(struct vm *vm, int code)
+{
+	bool expected = false;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
+		return;
+	atomic_store(&vm->exit_code, code);
+	if (write(vm->exit_fd, &one, sizeof(one)) < 0)
+		log_warn("signalling the exit eventfd: %s", strerror(errno));
+}
+
+bool vm_stopping(const struct vm *vm)
+{
+	return atomic_load(&vm->stopping);
+}
+
+int vm_run(struct vm *vm)
+{
+	int ret = 0;
+
+	if (!vm->cfg->serial.serial_out_path)
+		terminal_raw(&vm->term, STDIN_FILENO);
+	vm->state = VM_RUNNING;
+	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
+		ret = vcpu_start(&vm->vcpus[i]);
+	if (ret < 0)
+		vm_request_exit(vm, VM_EXIT_ERROR);
+	if (event_loop_run(&vm->loop) < 0)
+		vm_request_exit(vm, VM_EXIT_UNEXPECTED);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+	vm->state = VM_EXITED;
+	terminal_restore(&vm->term);
+	return atomic_load(&vm->exit_code);
+}

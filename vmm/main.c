@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -143,6 +144,26 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* Checks that the files the configuration names can be read, before KVM is touched. */
+static int check_files(const char *name, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		const char *field, *path;
+	} files[] = {
+		{ "boot-source.kernel_image_path", cfg->boot_source.kernel_image_path },
+		{ "boot-source.initrd_path", cfg->boot_source.initrd_path },
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path && access(files[i].path, R_OK) < 0) {
+			snprintf(err, errlen, "%s: %s: %s: %s", name, files[i].field, files[i].path,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 static int setup_logging(const struct options *o, const struct vm_config *cfg)
 {
 	const struct logger_config *l = &cfg->logger;
@@ -173,7 +194,8 @@ int main(int argc, char **argv)
 
 	config_init(&cfg);
 	if (config_parse_file(&cfg, opts.config_file, err, sizeof(err)) < 0 ||
-	    config_check_bootable(&cfg, err, sizeof(err)) < 0) {
+	    config_check_bootable(&cfg, err, sizeof(err)) < 0 ||
+	    check_files(opts.config_file, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
 		config_free(&cfg);
 		return VM_EXIT_BAD_CONFIG;

@@ -1,0 +1,501 @@
+/* kiln-agent: PID 1 of kiln's test guests; runs the test named by kiln.test= on the kernel
+ * command line, prints one KILN-RESULT line and reboots the VM. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BUSYBOX "/bin/busybox"
+
+/*
+ * MemTotal is the RAM the guest was given minus what the kernel keeps before the page
+ * allocator starts and never frees: its image (text, data, bss), the struct page array (64
+ * bytes per 4 KiB page, 1.6% of RAM), the first MiB on x86, early page tables and, above
+ * 4 GiB, 64 MiB of swiotlb. Measured with configs/guest-kernel-x86_64-6.1.config (6.1.192):
+ * 128 MiB of RAM gives 106488 KiB (81%), 256 MiB 235496 KiB (90%), 1 GiB 1008312 KiB (96%),
+ * i.e. ~22 MiB plus 1.6% short, so 90% is too tight for small guests. (Debian's generic 6.1
+ * kernel, with a far bigger image, shows 81672 KiB at 128 MiB; the tests never boot it.)
+ * The floor is RAM minus 32 MiB minus 4%: ~13 MiB of headroom at 128 MiB, and a guest given
+ * half its RAM still fails whenever RAM >= 70 MiB; MemTotal never exceeds RAM, so the ceiling
+ * catches double.
+ */
+#define MEM_SLACK_KIB (32u * 1024)
+#define MEM_SLACK_PERCENT 4u
+
+struct agent {
+	bool pid1;
+	char cmdline[4096];
+	char uptime_at_init[32];
+};
+
+struct result {
+	bool pass;
+	char detail[512];
+};
+
+struct test {
+	const char *name;
+	void (*run)(const struct agent *a, struct result *r);
+};
+
+static void result_add(struct result *r, const char *fmt, va_list ap)
+{
+	size_t len = strlen(r->detail);
+
+	if (len > 0 && len < sizeof(r->detail) - 2) {
+		strcpy(r->detail + len, "; ");
+		len += 2;
+	}
+	if (len < sizeof(r->detail))
+		vsnprintf(r->detail + len, sizeof(r->detail) - len, fmt, ap);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void result_fail(struct result *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->pass) {
+		r->pass = false;
+		r->detail[0] = '\0';
+	}
+	va_start(ap, fmt);
+	result_add(r, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void result_note(struct result *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->pass)
+		return;
+	va_start(ap, fmt);
+	result_add(r, fmt, ap);
+	va_end(ap);
+}
+
+/* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
+static ssize_t read_text(const char *path, char *buf, size_t size)
+{
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (len < size - 1) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			close(fd);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/* Copies the value of kiln.KEY=VALUE from the command line into val; the last one wins. */
+static bool param_get(const struct agent *a, const char *key, char *val, size_t size)
+{
+	char prefix[64];
+	const char *p = a->cmdline;
+	bool found = false;
+	int plen = snprintf(prefix, sizeof(prefix), "kiln.%s=", key);
+
+	while (*p) {
+		size_t wlen;
+
+		p += strspn(p, " \t\n");
+		wlen = strcspn(p, " \t\n");
+		if (wlen > (size_t)plen && strncmp(p, prefix, (size_t)plen) == 0) {
+			snprintf(val, size, "%.*s", (int)(wlen - (size_t)plen), p + plen);
+			found = true;
+		}
+		p += wlen;
+	}
+	return found;
+}
+
+/* Returns 1 with *out set, 0 when kiln.KEY is absent, -EINVAL when it is not a number. */
+static int param_ulong(const struct agent *a, const char *key, unsigned long *out)
+{
+	char val[32], *end;
+
+	if (!param_get(a, key, val, sizeof(val)))
+		return 0;
+	errno = 0;
+	*out = strtoul(val, &end, 10);
+	if (errno || end == val || *end || val[0] == '-')
+		return -EINVAL;
+	return 1;
+}
+
+static int count_cpus(void)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen("/proc/cpuinfo", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "processor", 9) == 0 && strchr(" \t:", line[9]))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static long mem_total_kib(void)
+{
+	char buf[4096], *p;
+	ssize_t n = read_text("/proc/meminfo", buf, sizeof(buf));
+
+	if (n < 0)
+		return n;
+	p = strstr(buf, "MemTotal:");
+	if (!p)
+		return -ENOENT;
+	return strtol(p + strlen("MemTotal:"), NULL, 10);
+}
+
+static void test_boot(const struct agent *a, struct result *r)
+{
+	unsigned long want_cpus, want_mib, hugepages;
+	int cpus = count_cpus();
+	long kib = mem_total_kib();
+	int rc;
+
+	if (cpus < 0)
+		result_fail(r, "cannot read /proc/cpuinfo: %s", strerror(-cpus));
+	if (kib < 0)
+		result_fail(r, "cannot read MemTotal from /proc/meminfo: %s", strerror((int)-kib));
+
+	rc = param_ulong(a, "expect_cpus", &want_cpus);
+	if (rc < 0)
+		result_fail(r, "kiln.expect_cpus is not a number");
+	else if (rc > 0 && cpus >= 0 && (unsigned long)cpus != want_cpus)
+		result_fail(r, "cpus=%d expected %lu", cpus, want_cpus);
+
+	rc = param_ulong(a, "expect_mem_mib", &want_mib);
+	if (rc < 0) {
+		result_fail(r, "kiln.expect_mem_mib is not a number");
+	} else if (rc > 0 && kib >= 0) {
+		unsigned long max = want_mib * 1024;
+		unsigned long slack = MEM_SLACK_KIB + max / 100 * MEM_SLACK_PERCENT;
+		unsigned long min = max > slack ? max - slack : 0;
+
+		if ((unsigned long)kib < min || (unsigned long)kib > max)
+			result_fail(r, "mem_kib=%ld outside [%lu, %lu] for %lu MiB", kib, min, max,
+				    want_mib);
+	}
+
+	/* How guest RAM is backed is invisible from inside; the host side checks hugepages. */
+	if (param_ulong(a, "expect_hugepages", &hugepages) < 0)
+		result_fail(r, "kiln.expect_hugepages is not a number");
+
+	result_note(r, "cpus=%d mem_kib=%ld", cpus, kib);
+}
+
+static void test_hello(const struct agent *a, struct result *r)
+{
+	struct utsname u;
+	char up[64] = "?";
+	int cpus = count_cpus();
+	long kib = mem_total_kib();
+
+	(void)a;
+	if (uname(&u) != 0) {
+		result_fail(r, "uname: %s", strerror(errno));
+		return;
+	}
+	if (read_text("/proc/uptime", up, sizeof(up)) > 0)
+		up[strcspn(up, " \n")] = '\0';
+	printf("\n"
+	       "     _    _ _\n"
+	       "    | | _(_) |_ __\n"
+	       "    | |/ / | | '_ \\\n"
+	       "    |   <| | | | | |\n"
+	       "    |_|\\_\\_|_|_| |_|\n"
+	       "\n"
+	       "    Hello from a kiln microVM!\n"
+	       "\n"
+	       "    kernel   %s %s %s\n"
+	       "    cpus     %d\n"
+	       "    memory   %ld KiB (%.1f MiB)\n"
+	       "    uptime   %s s\n"
+	       "\n",
+	       u.sysname, u.release, u.machine, cpus, kib, (double)kib / 1024.0, up);
+	if (cpus < 0 || kib < 0)
+		result_fail(r, "cannot read /proc/cpuinfo or /proc/meminfo");
+}
+
+/* Puts the shell on the real console device so it gets a controlling tty (job control and
+ * ^C work); /dev/console itself can never be one. */
+static void shell_exec(void)
+{
+	char active[128], tty[160] = "/dev/console";
+	const char *term = getenv("TERM");
+	char term_env[64];
+	char *argv[] = { "sh", NULL };
+	char *envp[] = { "PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root", "PS1=kiln:\\w# ",
+			 term_env, NULL };
+	int fd;
+
+	if (read_text("/sys/class/tty/console/active", active, sizeof(active)) > 0) {
+		char *last = strrchr(active, ' ');
+
+		last = last ? last + 1 : active;
+		last[strcspn(last, "\n")] = '\0';
+		if (*last)
+			snprintf(tty, sizeof(tty), "/dev/%s", last);
+	}
+	snprintf(term_env, sizeof(term_env), "TERM=%s", term ? term : "linux");
+	setsid();
+	fd = open(tty, O_RDWR);
+	if (fd < 0)
+		fd = open("/dev/console", O_RDWR);
+	if (fd >= 0) {
+		ioctl(fd, TIOCSCTTY, 1);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/root") != 0 && chdir("/") != 0)
+		_exit(127);
+	execve(BUSYBOX, argv, envp);
+	fprintf(stderr, "kiln-agent: exec %s: %s\n", BUSYBOX, strerror(errno));
+	_exit(127);
+}
+
+/*
+ * Runs the shell and waits for it, reaping orphans meanwhile. busybox's reboot, poweroff
+ * and halt signal PID 1 (SIGTERM, SIGUSR2, SIGUSR1): all three end the VM with a reboot,
+ * which is how the VMM learns the guest is done.
+ */
+static void test_shell(const struct agent *a, struct result *r)
+{
+	sigset_t mask, old;
+	pid_t pid;
+
+	(void)a;
+	if (access(BUSYBOX, X_OK) != 0) {
+		result_fail(r, "%s is missing: the shell needs busybox in the image", BUSYBOX);
+		return;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	printf("kiln-agent: starting busybox sh; exit or reboot stops the VM\n");
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		result_fail(r, "fork: %s", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		shell_exec();
+	}
+	for (;;) {
+		int sig = sigwaitinfo(&mask, NULL), status;
+		pid_t w;
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			result_note(r, "%s requested", sig == SIGTERM ? "reboot" : "power-off");
+			break;
+		}
+		while ((w = waitpid(-1, &status, WNOHANG)) > 0)
+			if (w == pid)
+				break;
+		if (w == pid) {
+			result_note(r, "shell exited with status %d",
+				    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			break;
+		}
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static const struct test tests[] = {
+	{ "boot", test_boot },
+	{ "hello", test_hello },
+	{ "shell", test_shell },
+};
+
+/* Mounts fs on target unless something is mounted there already (e.g. devtmpfs when the
+ * kernel booted from a disk with CONFIG_DEVTMPFS_MOUNT). */
+static int mount_once(const char *fs, const char *target, unsigned long flags, const char *data)
+{
+	char parent[64];
+	struct stat st, pst;
+
+	if (mkdir(target, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(parent, sizeof(parent), "%s/..", target);
+	if (stat(target, &st) == 0 && stat(parent, &pst) == 0 && st.st_dev != pst.st_dev)
+		return 0;
+	if (mount(fs, target, fs, flags, data) != 0)
+		return -errno;
+	return 0;
+}
+
+static int setup_system(struct result *r)
+{
+	static const struct {
+		const char *fs, *target;
+		unsigned long flags;
+		const char *data;
+	} mounts[] = {
+		{ "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+		{ "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+		{ "devtmpfs", "/dev", MS_NOSUID, "mode=0755" },
+		{ "tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777" },
+	};
+	size_t i;
+	int fd, con;
+
+	for (i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		int rc = mount_once(mounts[i].fs, mounts[i].target, mounts[i].flags, mounts[i].data);
+
+		if (rc < 0) {
+			result_fail(r, "mount %s on %s: %s", mounts[i].fs, mounts[i].target,
+				    strerror(-rc));
+			return rc;
+		}
+	}
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		con = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (con < 0) {
+			int err = errno;
+
+			result_fail(r, "open /dev/console: %s", strerror(err));
+			return -err;
+		}
+		if (con != fd) {
+			dup2(con, fd);
+			close(con);
+		}
+	}
+	return 0;
+}
+
+__attribute__((noreturn))
+static void finish(const struct agent *a, const char *name, const struct result *r)
+{
+	printf("KILN-RESULT %s %s%s%s\n", name, r->pass ? "PASS" : "FAIL", r->detail[0] ? " " : "",
+	       r->detail);
+	fflush(stdout);
+	if (!a->pid1)
+		exit(r->pass ? 0 : 1);
+	printf("kiln-agent: rebooting\n");
+	fflush(stdout);
+	sync();
+	reboot(RB_AUTOBOOT);
+	/* Exiting PID 1 panics the kernel, and panic=N reboots it: still never a hang. */
+	fprintf(stderr, "kiln-agent: reboot: %s\n", strerror(errno));
+	exit(1);
+}
+
+/*
+ * As PID 1 it sets the system up and reads /proc/cmdline. Run as any other process (on the
+ * host, to try a test) it touches no mounts, takes the command line from its arguments and
+ * exits instead of rebooting. There is no SIGINT handler: the kernel drops signals to PID 1
+ * that have none, so a ctrl-alt-del, once the kernel forwards it, does nothing yet.
+ */
+/*
+ * Tells the VMM's boot timer (Firecracker's convention, kiln --boot-timer) that init is up:
+ * one byte, 123, written to MMIO 0xd0000000. Elsewhere the write lands nowhere and is harmless.
+ */
+static void signal_boot_timer(void)
+{
+	volatile uint8_t *p;
+	int fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	p = mmap(NULL, 4096, PROT_WRITE, MAP_SHARED, fd, 0xd0000000);
+	if (p != MAP_FAILED) {
+		*p = 123;
+		munmap((void *)p, 4096);
+	}
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .pid1 = getpid() == 1 };
+	struct result r = { .pass = true };
+	char name[64] = "boot";
+	size_t i;
+
+	if (a.pid1)
+		setup_system(&r);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	snprintf(a.uptime_at_init, sizeof(a.uptime_at_init), "?");
+	if (read_text("/proc/uptime", a.uptime_at_init, sizeof(a.uptime_at_init)) > 0)
+		a.uptime_at_init[strcspn(a.uptime_at_init, " \n")] = '\0';
+	if (a.pid1)
+		signal_boot_timer();
+	printf("kiln-agent: up\n");
+	printf("kiln-agent: uptime-at-init=%s\n", a.uptime_at_init);
+
+	if (a.pid1) {
+		ssize_t n = read_text("/proc/cmdline", a.cmdline, sizeof(a.cmdline));
+
+		if (n < 0 && r.pass)
+			result_fail(&r, "cannot read /proc/cmdline: %s", strerror((int)-n));
+	} else {
+		for (int k = 1; k < argc; k++) {
+			size_t len = strlen(a.cmdline);
+
+			snprintf(a.cmdline + len, sizeof(a.cmdline) - len, "%s ", argv[k]);
+		}
+	}
+	param_get(&a, "test", name, sizeof(name));
+	if (!r.pass)
+		finish(&a, name, &r);
+
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (strcmp(tests[i].name, name) == 0) {
+			tests[i].run(&a, &r);
+			break;
+		}
+	}
+	if (i == sizeof(tests) / sizeof(tests[0]))
+		result_fail(&r, "unknown test (kiln.test=%s)", name);
+	finish(&a, name, &r);
+}

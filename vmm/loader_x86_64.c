@@ -87,7 +87,9 @@ static int place(struct guest_memory *gm, uint64_t gpa, const struct image *img,
 	uint8_t *dst;
 	int ret;
 
-	if (memsz < filesz || !(dst = guest_memory_ptr(gm, gpa, memsz ? memsz : 1)))
+	if (memsz < filesz)
+		return -EINVAL;
+	if (!(dst = guest_memory_ptr(gm, gpa, memsz ? memsz : 1)))
 		return -EFAULT;
 	ret = image_read(img, off, dst, filesz);
 	if (ret < 0)
@@ -139,7 +141,9 @@ static int load_elf(struct guest_memory *gm, const struct image *img, struct ker
 			return -EFAULT;
 		}
 		if (ret < 0) {
-			snprintf(err, errlen, "reading ELF segment %u: %s", i, strerror(-ret));
+			snprintf(err, errlen, "ELF segment %u: %s", i,
+				 ret == -EINVAL ? "file size larger than memory size"
+						: strerror(-ret));
 			return ret;
 		}
 		if (ph.p_paddr + ph.p_memsz > out->end)
@@ -193,6 +197,10 @@ static int load_bzimage(struct guest_memory *gm, const struct image *img, const 
 		return -EINVAL;
 	}
 	/* The decompressor needs init_size bytes at the aligned load address. */
+	if (h->pref_address > UINT64_MAX - h->init_size) {
+		snprintf(err, errlen, "bzImage pref_address and init_size overflow");
+		return -EINVAL;
+	}
 	need = h->pref_address + h->init_size;
 	if (need < LAYOUT_HIMEM + (len - payload_off))
 		need = LAYOUT_HIMEM + (len - payload_off);

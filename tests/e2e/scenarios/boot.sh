@@ -107,7 +107,8 @@ kvm_serial_to_file() {
 
 # Host input reaches the guest: type into busybox sh over the serial console.
 kvm_console_input() {
-	local cfg fifo=$E2E_OUT/console-in pid i ok=""
+	local cfg fifo pid i ok=""
+	fifo=$(mktemp -u "${TMPDIR:-/tmp}/kiln-console-in.XXXXXX")
 	log=$E2E_OUT/console-input.log
 	rm -f "$fifo"
 	mkfifo "$fifo"

@@ -1,12 +1,23 @@
 /* marktime: runs a command, times the first output line holding a marker, and samples the
  * command's memory at that moment. Used by bench/run to measure kiln and QEMU alike. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The child, for the alarm handler: a single-purpose tool's one global. */
+static volatile pid_t child;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	if (child > 0)
+		kill(child, SIGKILL);
+}
 
 static double now_ms(void)
 {
@@ -41,11 +52,12 @@ int main(int argc, char **argv)
 	const char *marker;
 	FILE *log = NULL, *in;
 	int fds[2], status, argi = 2;
+	unsigned timeout_s = 0;
 	char line[4096];
 	pid_t pid;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: marktime MARKER [--log FILE] -- CMD...\n");
+		fprintf(stderr, "usage: marktime MARKER [--log FILE] [--timeout S] -- CMD...\n");
 		return 2;
 	}
 	marker = argv[1];
@@ -53,7 +65,11 @@ int main(int argc, char **argv)
 		log = fopen(argv[argi + 1], "we");
 		argi += 2;
 	}
-	if (strcmp(argv[argi], "--") == 0)
+	if (argi + 1 < argc && strcmp(argv[argi], "--timeout") == 0) {
+		timeout_s = (unsigned)strtoul(argv[argi + 1], NULL, 10);
+		argi += 2;
+	}
+	if (argi < argc && strcmp(argv[argi], "--") == 0)
 		argi++;
 	if (argi >= argc || pipe(fds) < 0)
 		return 2;
@@ -67,6 +83,11 @@ int main(int argc, char **argv)
 		execvp(argv[argi], argv + argi);
 		fprintf(stderr, "marktime: exec %s: %s\n", argv[argi], strerror(errno));
 		_exit(127);
+	}
+	child = pid;
+	if (timeout_s) {
+		signal(SIGALRM, on_alarm);
+		alarm(timeout_s);
 	}
 	close(fds[1]);
 	in = fdopen(fds[0], "r");

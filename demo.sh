@@ -2,7 +2,6 @@
 # Installs what kiln needs, builds kiln and the guest images, and boots configs/hello.json:
 # the guest's console shows here, and the demo ends when the guest reboots. Where this host
 # has no usable KVM, the same command runs inside the nested-KVM harness (tests/e2e/in-l1).
-# Pass `shell` to get an interactive busybox shell in the guest instead (type `reboot` to end).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
@@ -10,10 +9,5 @@ install_packages
 tests/guest/build-all
 ninja build/kiln >/dev/null
 config=configs/hello.json
-if [ "${1:-}" = shell ]; then
-	mkdir -p build
-	sed 's/kiln.test=hello/kiln.test=shell/' configs/hello.json >build/hello-shell.json
-	config=build/hello-shell.json
-fi
 say "booting $config"
 exec tests/e2e/in-l1 --timeout 900 build/kiln --no-api --config-file "$config"

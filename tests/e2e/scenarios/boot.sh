@@ -1,28 +1,17 @@
 # Boot scenarios: real Linux guests to their init, on KVM (inside L1 where the host has none).
 
-kvm_boot_elf() {
+# boot_check NAME KERNEL VCPUS MEM_MIB: the guest's agent checks the CPU count and memory size.
+boot_check() {
 	local cfg
-	cfg=$(guest_config boot-elf "$GUEST/vmlinux" 2 128 None \
-		"kiln.test=boot kiln.expect_cpus=2 kiln.expect_mem_mib=128")
-	run_kiln boot-elf 180 --no-api --config-file "$cfg"
-	expect_boot boot-elf
+	cfg=$(guest_config "$1" "$2" "$3" "$4" None \
+		"kiln.test=boot kiln.expect_cpus=$3 kiln.expect_mem_mib=$4")
+	run_kiln "$1" 180 --no-api --config-file "$cfg"
+	expect_boot "$1"
 }
 
-kvm_boot_bzimage() {
-	local cfg
-	cfg=$(guest_config boot-bzimage "$GUEST/bzImage" 2 128 None \
-		"kiln.test=boot kiln.expect_cpus=2 kiln.expect_mem_mib=128")
-	run_kiln boot-bzimage 180 --no-api --config-file "$cfg"
-	expect_boot boot-bzimage
-}
-
-kvm_boot_1cpu_256m() {
-	local cfg
-	cfg=$(guest_config boot-1cpu-256m "$GUEST/vmlinux" 1 256 None \
-		"kiln.test=boot kiln.expect_cpus=1 kiln.expect_mem_mib=256")
-	run_kiln boot-1cpu-256m 180 --no-api --config-file "$cfg"
-	expect_boot boot-1cpu-256m
-}
+kvm_boot_elf() { boot_check boot-elf "$GUEST/vmlinux" 2 128; }
+kvm_boot_bzimage() { boot_check boot-bzimage "$GUEST/bzImage" 2 128; }
+kvm_boot_1cpu_256m() { boot_check boot-1cpu-256m "$GUEST/vmlinux" 1 256; }
 
 # The agent compares MemTotal with what it is told to expect: tell it the wrong size and
 # the same boot must fail, or the memory check proves nothing.

@@ -19,7 +19,6 @@ struct options {
 	const char *id;
 	const char *log_path;
 	enum log_level level;
-	bool level_given;
 	bool show_level;
 	bool show_log_origin;
 	bool no_api;
@@ -112,7 +111,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 						"Debug, Trace or Off\n", val);
 				return -1;
 			}
-			o->level_given = true;
 		} else if (strcmp(arg, "--no-api") == 0) {
 			o->no_api = true;
 		} else if (strcmp(arg, "--boot-timer") == 0) {
@@ -171,8 +169,6 @@ static int setup_logging(const struct options *o, const struct vm_config *cfg)
 	enum log_level level = l->present ? l->level : o->level;
 	int ret;
 
-	if (o->level_given && !l->present)
-		level = o->level;
 	ret = log_setup(path, level, o->show_level || (l->present && l->show_level),
 			o->show_log_origin || (l->present && l->show_log_origin));
 	if (ret < 0)

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -88,7 +87,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
 		log_error("guest memory: sealing the memfd: %s", strerror(errno));
 		goto err_close;
 	}
-	gm->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (getenv("KILN_POPULATE") ? MAP_POPULATE : 0), gm->fd, 0);
+	gm->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gm->fd, 0);
 	if (gm->host == MAP_FAILED) {
 		err = -errno;
 		gm->host = NULL;

@@ -276,8 +276,8 @@ void vcpu_join(struct vcpu *v)
 		pthread_join(v->thread, NULL);
 	v->thread_started = false;
 	if (log_level_get() >= LOG_DEBUG && ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
-		log_debug("vCPU %u stopped at rip 0x%llx rcx 0x%llx after %llu PIO and %llu MMIO exits", v->id,
-			  (unsigned long long)regs.rip, (unsigned long long)regs.rcx, (unsigned long long)v->exits_io,
+		log_debug("vCPU %u stopped at rip 0x%llx after %llu PIO and %llu MMIO exits", v->id,
+			  (unsigned long long)regs.rip, (unsigned long long)v->exits_io,
 			  (unsigned long long)v->exits_mmio);
 }
 

@@ -186,6 +186,15 @@ static void guest_reset(void *opaque)
 	vm_request_exit(opaque, VM_EXIT_OK);
 }
 
+static void step_devices_exit(struct vm *vm)
+{
+	serial_destroy(&vm->serial);
+	i8042_destroy(&vm->i8042);
+	if (vm->serial_out_owned)
+		close(vm->serial_out_fd);
+	vm->pio_bus.nr = vm->mmio_bus.nr = 0;
+}
+
 static int step_devices_init(struct vm *vm)
 {
 	const char *out_path = vm->cfg->serial.serial_out_path;
@@ -214,22 +223,10 @@ static int step_devices_init(struct vm *vm)
 				   &vm->boot_timer, "boot-timer");
 	if (ret < 0) {
 		log_error("registering legacy devices: %s", strerror(-ret));
-		serial_destroy(&vm->serial);
-		i8042_destroy(&vm->i8042);
-		if (vm->serial_out_owned)
-			close(vm->serial_out_fd);
+		step_devices_exit(vm);
 		return ret;
 	}
 	return 0;
-}
-
-static void step_devices_exit(struct vm *vm)
-{
-	serial_destroy(&vm->serial);
-	i8042_destroy(&vm->i8042);
-	if (vm->serial_out_owned)
-		close(vm->serial_out_fd);
-	vm->pio_bus.nr = vm->mmio_bus.nr = 0;
 }
 
 /* --- kernel, initrd, boot structures --- */

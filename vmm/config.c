@@ -430,6 +430,10 @@ void config_free(struct vm_config *cfg)
 	boot_source_free(&cfg->boot_source);
 	free(cfg->logger.log_path);
 	free(cfg->serial.serial_out_path);
+	free(cfg->metrics.metrics_path);
+	json_decref(cfg->drives);
+	json_decref(cfg->network_interfaces);
+	json_decref(cfg->vsock);
 	config_init(cfg);
 }
 
@@ -623,7 +627,28 @@ int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
 		set_err(err, errlen, "boot-source: required section missing");
 		return -EINVAL;
 	}
+	if (json_array_size(cfg->drives) > 0) {
+		set_err(err, errlen, "drives: virtio-block devices are not supported by kiln yet");
+		return -EINVAL;
+	}
+	if (json_array_size(cfg->network_interfaces) > 0) {
+		set_err(err, errlen,
+			"network-interfaces: virtio-net devices are not supported by kiln yet");
+		return -EINVAL;
+	}
+	if (cfg->vsock) {
+		set_err(err, errlen, "vsock: virtio-vsock devices are not supported by kiln yet");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+const char *config_log_level_name(enum log_level level)
+{
+	for (size_t i = 0; i < ARRAY_LEN(log_levels); i++)
+		if (log_levels[i].level == level)
+			return log_levels[i].name;
+	return "Info";
 }
 
 int config_log_level_parse(const char *name, enum log_level *out)

@@ -48,6 +48,10 @@ struct serial_config {
 	char *serial_out_path; /* NULL: stdout */
 };
 
+struct metrics_config {
+	char *metrics_path; /* NULL: no metrics output */
+};
+
 struct vm_config {
 	bool has_boot_source;
 	bool has_machine_config;
@@ -55,6 +59,15 @@ struct vm_config {
 	struct machine_config machine;
 	struct logger_config logger;
 	struct serial_config serial;
+	struct metrics_config metrics;
+	/*
+	 * Device sections the API stores before kiln has their devices: the request bodies as
+	 * validated against Firecracker's spec (arrays of Drive and NetworkInterface objects, one
+	 * Vsock object), NULL when none. config_check_bootable refuses a VM that has any.
+	 */
+	json_t *drives;
+	json_t *network_interfaces;
+	json_t *vsock;
 };
 
 /*
@@ -109,5 +122,22 @@ int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
 
 /* Parses a level name case-insensitively ("Error", "warning", ...); -EINVAL if unknown. */
 int config_log_level_parse(const char *name, enum log_level *out);
+
+/* The level's name as Firecracker spells it ("Info"). */
+const char *config_log_level_name(enum log_level level);
+
+/*
+ * Sections as JSON objects shaped like Firecracker's API bodies (config_json.c). Each returns a
+ * new reference, or NULL when out of memory.
+ */
+json_t *config_boot_source_json(const struct boot_source_config *b);
+json_t *config_machine_config_json(const struct machine_config *m);
+json_t *config_logger_json(const struct logger_config *l);
+
+/*
+ * The whole configuration as a --config-file document (Firecracker's FullVmConfiguration):
+ * loadable again with config_parse_text when it holds no device sections.
+ */
+json_t *config_to_json(const struct vm_config *cfg);
 
 #endif

@@ -14,6 +14,13 @@ int log_setup(const char *path, enum log_level level, bool show_level, bool show
 /* Current threshold; messages above it are dropped. */
 enum log_level log_level_get(void);
 
+/* Names the instance in log file lines (--id). */
+void log_set_instance_id(const char *id);
+
+/* The calling thread's last error message (without decorations), "" if none since the clear. */
+const char *log_last_error(void);
+void log_clear_last_error(void);
+
 /* Formats one line; use the macros below. */
 void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -6,18 +6,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "config.h"
 #include "log.h"
-#include "vm.h"
+#include "vmm.h"
 
-#define KILN_VERSION "0.1.0"
 #define ID_MAX 64
+#define DEFAULT_API_SOCK "/run/kiln.socket"
 
 struct options {
 	const char *config_file;
 	const char *api_sock;
 	const char *id;
 	const char *log_path;
+	size_t max_payload;
 	enum log_level level;
 	bool show_level;
 	bool show_log_origin;
@@ -28,12 +30,17 @@ struct options {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kiln --config-file FILE --no-api [options]\n"
+		"usage: kiln [--api-sock PATH] [--config-file FILE] [options]\n"
+		"       kiln --no-api --config-file FILE [options]\n"
 		"\n"
-		"Boots one Linux microVM with KVM. Options (Firecracker's names):\n"
-		"  --config-file FILE     VM configuration in Firecracker's JSON format\n"
-		"  --no-api               run without the API socket (needs --config-file)\n"
-		"  --api-sock PATH        API socket (not supported yet)\n"
+		"Runs one Linux microVM with KVM, configured through Firecracker's REST API on a\n"
+		"unix socket and/or a config file. Options (Firecracker's names):\n"
+		"  --api-sock PATH        API socket (default " DEFAULT_API_SOCK "); must not exist\n"
+		"  --config-file FILE     VM configuration in Firecracker's JSON format: the VM\n"
+		"                         starts from it at once\n"
+		"  --no-api               no API socket (needs --config-file)\n"
+		"  --http-api-max-payload-size N\n"
+		"                         largest API request body in bytes (default 51200)\n"
 		"  --id ID                instance id, letters, digits and '-' (default\n"
 		"                         anonymous-instance)\n"
 		"  --log-path PATH        write the log there instead of stderr\n"
@@ -77,7 +84,7 @@ static const char *option_value(int argc, char **argv, int *i, const char *arg, 
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const char *const valued[] = { "--config-file", "--api-sock", "--id", "--log-path",
-					      "--level" };
+					      "--level", "--http-api-max-payload-size" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
@@ -111,6 +118,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 						"Debug, Trace or Off\n", val);
 				return -1;
 			}
+		} else if (k == 5) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(val, &end, 10);
+			if (errno || *end || end == val || n == 0 || n > 64ull * 1024 * 1024) {
+				fprintf(stderr, "kiln: --http-api-max-payload-size \"%s\": expected "
+						"bytes from 1 to 67108864\n", val);
+				return -1;
+			}
+			o->max_payload = (size_t)n;
 		} else if (strcmp(arg, "--no-api") == 0) {
 			o->no_api = true;
 		} else if (strcmp(arg, "--boot-timer") == 0) {
@@ -130,35 +149,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return -1;
 		}
 	}
-	if (o->api_sock || !o->no_api) {
-		fprintf(stderr, "kiln: the API socket is not supported yet: run with --no-api and "
-				"--config-file\n");
+	if (o->no_api && o->api_sock) {
+		fprintf(stderr, "kiln: --no-api and --api-sock exclude each other\n");
 		return -1;
 	}
-	if (!o->config_file) {
+	if (o->no_api && !o->config_file) {
 		fprintf(stderr, "kiln: --no-api needs --config-file\n");
 		return -1;
 	}
-	return 0;
-}
-
-/* Checks that the files the configuration names can be read, before KVM is touched. */
-static int check_files(const char *name, const struct vm_config *cfg, char *err, size_t errlen)
-{
-	const struct {
-		const char *field, *path;
-	} files[] = {
-		{ "boot-source.kernel_image_path", cfg->boot_source.kernel_image_path },
-		{ "boot-source.initrd_path", cfg->boot_source.initrd_path },
-	};
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (files[i].path && access(files[i].path, R_OK) < 0) {
-			snprintf(err, errlen, "%s: %s: %s: %s", name, files[i].field, files[i].path,
-				 strerror(errno));
-			return -errno;
-		}
-	}
+	if (!o->no_api && !o->api_sock)
+		o->api_sock = DEFAULT_API_SOCK;
 	return 0;
 }
 
@@ -178,46 +178,54 @@ static int setup_logging(const struct options *o, const struct vm_config *cfg)
 
 int main(int argc, char **argv)
 {
-	struct options opts = { .id = "anonymous-instance", .level = LOG_INFO };
+	struct options opts = { .id = "anonymous-instance", .level = LOG_INFO,
+				.max_payload = API_SERVER_DEFAULT_MAX_PAYLOAD };
 	char err[CONFIG_ERR_LEN];
-	struct vm_config cfg;
-	struct vm *vm;
+	struct api api;
+	struct vmm m;
 	int ret;
 
 	ret = parse_args(argc, argv, &opts);
 	if (ret != 0)
 		return ret > 0 ? 0 : VM_EXIT_ARG_PARSING;
+	pthread_setname_np(pthread_self(), "kiln_main");
+	if (vmm_init(&m, opts.id, opts.boot_timer) < 0)
+		return VM_EXIT_ERROR;
 
-	config_init(&cfg);
-	if (config_parse_file(&cfg, opts.config_file, err, sizeof(err)) < 0 ||
-	    config_check_bootable(&cfg, err, sizeof(err)) < 0 ||
-	    check_files(opts.config_file, &cfg, err, sizeof(err)) < 0) {
+	if (opts.config_file) {
+		if (config_parse_file(&m.cfg, opts.config_file, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kiln: %s\n", err);
+			vmm_destroy(&m);
+			return VM_EXIT_BAD_CONFIG;
+		}
+		if (vmm_check_bootable(&m, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kiln: %s: %s\n", opts.config_file, err);
+			vmm_destroy(&m);
+			return VM_EXIT_BAD_CONFIG;
+		}
+	}
+	if (setup_logging(&opts, &m.cfg) < 0) {
+		vmm_destroy(&m);
+		return VM_EXIT_BAD_CONFIG;
+	}
+	if (opts.api_sock) {
+		/* The socket first: clients wait for it, and it needs no KVM. */
+		if (api_open(&api, &m, opts.api_sock, opts.max_payload, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kiln: %s\n", err);
+			vmm_destroy(&m);
+			return VM_EXIT_ERROR;
+		}
+		m.api = &api;
+		log_debug("API listening on %s", opts.api_sock);
+	}
+	if (opts.config_file && vmm_start_vm(&m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
-		config_free(&cfg);
-		return VM_EXIT_BAD_CONFIG;
+		ret = VM_EXIT_ERROR;
+	} else {
+		ret = vmm_run(&m);
 	}
-	if (setup_logging(&opts, &cfg) < 0) {
-		config_free(&cfg);
-		return VM_EXIT_BAD_CONFIG;
-	}
-	log_debug("instance %s: %u vCPUs, %u MiB", opts.id, cfg.machine.vcpu_count,
-		  cfg.machine.mem_size_mib);
-
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		fprintf(stderr, "kiln: out of memory\n");
-		config_free(&cfg);
-		return VM_EXIT_ERROR;
-	}
-	ret = vm_build(vm, &cfg, opts.boot_timer);
-	if (ret < 0) {
-		free(vm);
-		config_free(&cfg);
-		return VM_EXIT_ERROR;
-	}
-	ret = vm_run(vm);
-	vm_destroy(vm);
-	free(vm);
-	config_free(&cfg);
+	if (m.api)
+		api_close(m.api);
+	vmm_destroy(&m);
 	return ret;
 }

@@ -235,6 +235,7 @@ static void *vcpu_thread(void *arg)
 	}
 
 	while (!vm_stopping(vm)) {
+		vm_vcpu_checkpoint(vm);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				eat_kick();

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "boot_x86_64.h"
@@ -280,7 +280,7 @@ static int step_vcpus_init(struct vm *vm)
 	return 0;
 }
 
-/* --- the event loop: stop requests, signals, console input --- */
+/* --- the VM's handlers on the process's event loop: stop requests, console input --- */
 
 static void on_exit_request(void *opaque, int fd, uint32_t events)
 {
@@ -290,19 +290,7 @@ static void on_exit_request(void *opaque, int fd, uint32_t events)
 	(void)events;
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("reading the exit eventfd: %s", strerror(errno));
-	vm->loop.stop = true;
-}
-
-static void on_signal(void *opaque, int fd, uint32_t events)
-{
-	struct signalfd_siginfo si;
-	struct vm *vm = opaque;
-
-	(void)events;
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	log_info("received signal %u: stopping the VM", si.ssi_signo);
-	vm_request_exit(vm, 128 + (int)si.ssi_signo);
+	vm->loop->stop = true;
 }
 
 static void on_stdin(void *opaque, int fd, uint32_t events)
@@ -322,60 +310,46 @@ static void on_stdin(void *opaque, int fd, uint32_t events)
 		serial_rx_push(&vm->serial, buf, (size_t)n);
 		return;
 	}
-	if (n == 0 || (events & (EPOLLHUP | EPOLLERR)))
-		event_loop_del(&vm->loop, fd);
+	if (n == 0 || (events & (EPOLLHUP | EPOLLERR))) {
+		event_loop_del(vm->loop, fd);
+		vm->stdin_watched = false;
+	}
 }
 
-static int step_loop_init(struct vm *vm)
+static void step_events_exit(struct vm *vm)
 {
-	sigset_t set;
+	if (vm->stdin_watched)
+		event_loop_del(vm->loop, STDIN_FILENO);
+	vm->stdin_watched = false;
+	event_loop_del(vm->loop, vm->exit_fd);
+	close(vm->exit_fd);
+	vm->exit_fd = -1;
+}
+
+static int step_events_init(struct vm *vm)
+{
 	int ret;
 
-	ret = event_loop_init(&vm->loop);
-	if (ret < 0) {
-		log_error("epoll: %s", strerror(-ret));
+	vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit_fd < 0) {
+		ret = -errno;
+		log_error("eventfd: %s", strerror(errno));
 		return ret;
 	}
-	vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
-	/* Every thread created from here on inherits this mask. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sigdelset(&set, VCPU_KICK_SIGNAL);
-	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (vm->exit_fd < 0 || vm->signal_fd < 0) {
-		ret = -errno;
-		log_error("eventfd/signalfd: %s", strerror(errno));
-		goto err;
-	}
-	ret = event_loop_add(&vm->loop, vm->exit_fd, EPOLLIN, on_exit_request, vm);
-	if (ret == 0)
-		ret = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
+	ret = event_loop_add(vm->loop, vm->exit_fd, EPOLLIN, on_exit_request, vm);
 	if (ret < 0) {
 		log_error("event loop: %s", strerror(-ret));
-		goto err;
+		close(vm->exit_fd);
+		vm->exit_fd = -1;
+		return ret;
 	}
 	/* Regular files and /dev/null cannot be polled: then there is simply no console input. */
-	if (event_loop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
-		log_debug("stdin cannot be polled: no console input");
+	if (!vm->cfg->serial.serial_out_path &&
+	    event_loop_add(vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) == 0)
+		vm->stdin_watched = true;
+	else
+		log_debug("no console input");
 	return 0;
-err:
-	if (vm->exit_fd >= 0)
-		close(vm->exit_fd);
-	if (vm->signal_fd >= 0)
-		close(vm->signal_fd);
-	event_loop_destroy(&vm->loop);
-	return ret;
-}
-
-static void step_loop_exit(struct vm *vm)
-{
-	event_loop_destroy(&vm->loop);
-	close(vm->exit_fd);
-	close(vm->signal_fd);
 }
 
 static const struct vm_step vm_steps[] = {
@@ -384,25 +358,32 @@ static const struct vm_step vm_steps[] = {
 	{ "memory", step_memory_init, step_memory_exit },
 	{ "devices", step_devices_init, step_devices_exit },
 	{ "kernel", step_kernel_init, NULL },
-	{ "event loop", step_loop_init, step_loop_exit },
+	{ "events", step_events_init, step_events_exit },
 	{ "vcpus", step_vcpus_init, step_vcpus_exit },
 };
 
 #define NR_STEPS (sizeof(vm_steps) / sizeof(vm_steps[0]))
 
-int vm_build(struct vm *vm, const struct vm_config *cfg, bool boot_timer)
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, bool boot_timer)
 {
+	pthread_condattr_t attr;
+
 	*vm = (struct vm){
 		.cfg = cfg,
+		.loop = loop,
 		.kvm_fd = -1,
 		.vm_fd = -1,
 		.exit_fd = -1,
-		.signal_fd = -1,
 		.serial_out_fd = -1,
 		.boot_timer_enabled = boot_timer,
 		.nr_vcpus = cfg->machine.vcpu_count,
 		.mem = { .fd = -1 },
 	};
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* vm_pause's deadline */
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	boot_timer_start(&vm->boot_timer);
 	for (; vm->steps_done < NR_STEPS; vm->steps_done++) {
 		const struct vm_step *s = &vm_steps[vm->steps_done];
@@ -427,6 +408,8 @@ void vm_destroy(struct vm *vm)
 		if (s->exit)
 			s->exit(vm);
 	}
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 }
 
 void vm_request_exit(struct vm *vm, int code)
@@ -446,7 +429,7 @@ bool vm_stopping(const struct vm *vm)
 	return atomic_load(&vm->stopping);
 }
 
-int vm_run(struct vm *vm)
+int vm_start(struct vm *vm)
 {
 	int ret = 0;
 
@@ -457,8 +440,16 @@ int vm_run(struct vm *vm)
 		ret = vcpu_start(&vm->vcpus[i]);
 	if (ret < 0)
 		vm_request_exit(vm, VM_EXIT_ERROR);
-	if (event_loop_run(&vm->loop) < 0)
-		vm_request_exit(vm, VM_EXIT_UNEXPECTED);
+	return ret;
+}
+
+int vm_stop(struct vm *vm)
+{
+	vm_request_exit(vm, VM_EXIT_OK);
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -466,4 +457,63 @@ int vm_run(struct vm *vm)
 	vm->state = VM_EXITED;
 	terminal_restore(&vm->term);
 	return atomic_load(&vm->exit_code);
+}
+
+void vm_vcpu_checkpoint(struct vm *vm)
+{
+	if (!atomic_load(&vm->pause_requested))
+		return;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_requested) && !vm_stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->nr_parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms)
+{
+	struct timespec deadline;
+	int ret = 0;
+
+	if (vm->state == VM_PAUSED)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	atomic_store(&vm->pause_requested, true);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->nr_parked < vm->nr_vcpus && ret == 0 && !vm_stopping(vm))
+		ret = -pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (ret == 0 && vm_stopping(vm))
+		ret = -ESHUTDOWN;
+	if (ret < 0) {
+		vm_resume(vm);
+		return ret;
+	}
+	vm->state = VM_PAUSED;
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (vm->state == VM_PAUSED)
+		vm->state = VM_RUNNING;
+}
+
+int vm_send_ctrl_alt_del(struct vm *vm)
+{
+	return i8042_send_ctrl_alt_del(&vm->i8042);
 }

@@ -2,6 +2,7 @@
 #ifndef KILN_VM_H
 #define KILN_VM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,7 +28,7 @@ enum vm_exit_code {
 	VM_EXIT_ARG_PARSING = 153,
 };
 
-enum vm_state { VM_NOT_STARTED, VM_RUNNING, VM_EXITED };
+enum vm_state { VM_NOT_STARTED, VM_RUNNING, VM_PAUSED, VM_EXITED };
 
 struct vm {
 	const struct vm_config *cfg;
@@ -53,31 +54,54 @@ struct vm {
 	unsigned nr_vcpus;
 	struct vcpu vcpus[CONFIG_MAX_VCPUS];
 
-	struct event_loop loop;
+	struct event_loop *loop;  /* the process's loop (not owned); the VM adds its handlers */
 	int exit_fd;              /* eventfd: a vCPU or device asks the VM to stop */
-	int signal_fd;            /* SIGINT, SIGTERM, SIGHUP */
+	bool stdin_watched;
 	struct terminal term;
 	atomic_bool stopping;
 	atomic_int exit_code;
+
+	/* Pause: vCPU threads park on pause_cond while pause_requested is set. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_requested;
+	unsigned nr_parked;
 
 	unsigned steps_done;      /* how many build steps ran, for unwinding */
 };
 
 /*
  * Builds the VM described by cfg, in order: KVM, VM, guest memory, irqchip, devices, kernel
- * and boot structures, vCPUs. On failure unwinds what was done and returns -errno, having
- * logged the reason once.
+ * and boot structures, its handlers on loop (stop requests, console input), vCPUs. cfg must
+ * outlive the VM. On failure unwinds what was done and returns -errno, having logged the
+ * reason once.
  */
-int vm_build(struct vm *vm, const struct vm_config *cfg, bool boot_timer)
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, bool boot_timer)
 	__attribute__((warn_unused_result));
 
 /*
- * Starts the vCPUs and runs the event loop (console input, stop requests, signals) until the
- * guest resets or powers off or kiln is told to stop. Returns the process exit code.
+ * Starts the vCPUs. From then on, when the guest resets or powers off (or vm_request_exit is
+ * called) the VM sets loop->stop; the caller then calls vm_stop. Returns 0 or -errno (the VM is
+ * then already asked to stop).
  */
-int vm_run(struct vm *vm);
+int vm_start(struct vm *vm) __attribute__((warn_unused_result));
 
-/* Tears down everything vm_build created. */
+/* Stops the vCPUs (waking paused ones) and waits for them. Returns the VM's exit code. */
+int vm_stop(struct vm *vm);
+
+/*
+ * Parks every vCPU outside KVM_RUN and returns once all are parked (0), or -ETIMEDOUT after
+ * timeout_ms (the VM then resumes), or -ESHUTDOWN if the VM is stopping. Main thread only.
+ */
+int vm_pause(struct vm *vm, unsigned timeout_ms) __attribute__((warn_unused_result));
+
+/* Lets parked vCPUs run again. Main thread only. */
+void vm_resume(struct vm *vm);
+
+/* Presses Ctrl+Alt+Del on the guest's keyboard. -ENOSPC if its buffer is full. */
+int vm_send_ctrl_alt_del(struct vm *vm) __attribute__((warn_unused_result));
+
+/* Tears down everything vm_build created; the vCPUs must have been stopped. */
 void vm_destroy(struct vm *vm);
 
 /* Asks the VM to stop with code (the first request wins). Callable from any thread. */
@@ -85,5 +109,8 @@ void vm_request_exit(struct vm *vm, int code);
 
 /* True once a stop was requested. */
 bool vm_stopping(const struct vm *vm);
+
+/* Called by a vCPU thread between KVM_RUN calls: parks it while a pause is requested. */
+void vm_vcpu_checkpoint(struct vm *vm);
 
 #endif

@@ -1,0 +1,64 @@
+/*
+ * The REST API: requests are parsed and checked against Firecracker's spec on the API thread,
+ * then carried out one at a time on the event loop thread, which owns the VMM's state.
+ */
+#ifndef KILN_API_H
+#define KILN_API_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "api_schema.h"
+#include "api_server.h"
+
+struct vmm;
+
+/* One request on its way from the API thread to the event loop thread. */
+struct api_call {
+	const struct api_route *route;
+	char param[API_SCHEMA_PARAM_LEN];
+	json_t *body;             /* the parsed, validated body, or NULL */
+	struct api_reply reply;
+	bool done;
+};
+
+struct api {
+	struct vmm *vmm;
+	struct api_schema schema;
+	struct api_server server;
+	char *sock_path;
+	int call_fd;              /* eventfd: a call waits for the event loop thread */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct api_call *call;    /* the call in flight, if any (the server has one thread) */
+	bool closing;
+	bool server_running;
+};
+
+/*
+ * Creates the unix socket at sock_path (refusing a path that exists), starts the API thread on
+ * it and hooks the call eventfd into m's event loop. Returns 0 or -errno with one line in err.
+ */
+int api_open(struct api *a, struct vmm *m, const char *sock_path, size_t max_payload, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
+
+/* Answers a call still waiting, stops the API thread, removes the socket. */
+void api_close(struct api *a);
+
+/*
+ * Carries out one validated call on the event loop thread (api_routes.c): fills call->reply
+ * with the spec's success status and body, or 400 and a fault_message.
+ */
+void api_routes_handle(struct vmm *m, struct api *a, struct api_call *call);
+
+/* Sets reply to status 400 with {"fault_message": <formatted>}. */
+void api_reply_fault(struct api_reply *reply, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Sets reply to status with body's JSON text (NULL: no body); steals the reference. */
+void api_reply_json(struct api_reply *reply, unsigned status, json_t *body);
+
+#endif

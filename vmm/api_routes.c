@@ -1,0 +1,338 @@
+/* What each API route does, on the event loop thread: Firecracker's semantics over kiln's state. */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "vmm.h"
+
+#define PAUSE_TIMEOUT_MS 5000
+
+enum when { ANY_TIME, PRE_BOOT, POST_BOOT };
+
+struct route_handler {
+	const char *method, *path;
+	enum when when;
+	void (*fn)(struct vmm *m, struct api *a, struct api_call *c);
+};
+
+static bool booted(const struct vmm *m)
+{
+	return m->vm != NULL;
+}
+
+static const char *state_name(const struct vmm *m)
+{
+	if (!m->vm)
+		return "Not started";
+	return m->vm->state == VM_PAUSED ? "Paused" : "Running";
+}
+
+static void ok(struct api_call *c)
+{
+	api_reply_json(&c->reply, 204, NULL);
+}
+
+/* --- GET /, /version, /vm/config --- */
+
+static void get_instance_info(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	api_reply_json(&c->reply, 200,
+		       json_pack("{s:s, s:s, s:s, s:s}", "app_name", "kiln", "id", m->id, "state",
+				 state_name(m), "vmm_version", KILN_VERSION));
+}
+
+static void get_version(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)m;
+	/* The Firecracker API version kiln speaks: what SDKs check before using a feature. */
+	api_reply_json(&c->reply, 200, json_pack("{s:s}", "firecracker_version",
+						 api_schema_version(&a->schema)));
+}
+
+static void get_vm_config(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	api_reply_json(&c->reply, 200, config_to_json(&m->cfg));
+}
+
+/* --- sections kept in the configuration --- */
+
+static void put_boot_source(struct vmm *m, struct api *a, struct api_call *c)
+{
+	char err[CONFIG_ERR_LEN];
+
+	(void)a;
+	if (config_parse_boot_source(&m->cfg.boot_source, c->body, "boot-source", err,
+				     sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	m->cfg.has_boot_source = true;
+	ok(c);
+}
+
+static void get_machine_config(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	api_reply_json(&c->reply, 200, config_machine_config_json(&m->cfg.machine));
+}
+
+static void set_machine_config(struct vmm *m, struct api_call *c, json_t *body)
+{
+	char err[CONFIG_ERR_LEN];
+
+	if (config_parse_machine_config(&m->cfg.machine, body, "machine-config", err,
+					sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	m->cfg.has_machine_config = true;
+	ok(c);
+}
+
+static void put_machine_config(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	set_machine_config(m, c, c->body);
+}
+
+/* A PATCH changes the fields it names; the result must be a valid whole. */
+static void patch_machine_config(struct vmm *m, struct api *a, struct api_call *c)
+{
+	char err[API_SCHEMA_ERR_LEN];
+	json_t *merged = config_machine_config_json(&m->cfg.machine);
+
+	if (!merged || json_object_update(merged, c->body) < 0) {
+		json_decref(merged);
+		api_reply_fault(&c->reply, "out of memory");
+		return;
+	}
+	if (api_schema_validate(&a->schema, c->route->body, merged, err, sizeof(err)) < 0)
+		api_reply_fault(&c->reply, "%s", err);
+	else
+		set_machine_config(m, c, merged);
+	json_decref(merged);
+}
+
+/*
+ * PUT /drives/{drive_id} and /network-interfaces/{iface_id}: the body's id must be the path's;
+ * the entry replaces the one with the same id or is appended.
+ */
+static void put_device_entry(struct api_call *c, json_t **list, const char *id_field)
+{
+	const char *id = json_string_value(json_object_get(c->body, id_field));
+	size_t i;
+	json_t *e;
+
+	if (!id || strcmp(id, c->param) != 0) {
+		api_reply_fault(&c->reply, "%s \"%s\" in the body does not match \"%s\" in the path",
+				id_field, id ? id : "", c->param);
+		return;
+	}
+	if (!*list && !(*list = json_array())) {
+		api_reply_fault(&c->reply, "out of memory");
+		return;
+	}
+	json_array_foreach(*list, i, e) {
+		if (!strcmp(json_string_value(json_object_get(e, id_field)), id)) {
+			json_array_set(*list, i, c->body);
+			ok(c);
+			return;
+		}
+	}
+	json_array_append(*list, c->body);
+	ok(c);
+}
+
+static void put_drive(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	put_device_entry(c, &m->cfg.drives, "drive_id");
+}
+
+static void put_network_interface(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	put_device_entry(c, &m->cfg.network_interfaces, "iface_id");
+}
+
+static void put_vsock(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)a;
+	json_decref(m->cfg.vsock);
+	m->cfg.vsock = json_incref(c->body);
+	ok(c);
+}
+
+/* Post-boot device updates: kiln has no block or net devices yet, so nothing to update. */
+static void patch_device(struct vmm *m, struct api *a, struct api_call *c)
+{
+	(void)m;
+	(void)a;
+	api_reply_fault(&c->reply, "%s \"%s\": kiln has no such device (virtio-%s is not supported "
+			"by kiln yet)", strstr(c->route->path, "drives") ? "drive" : "network interface",
+			c->param, strstr(c->route->path, "drives") ? "block" : "net");
+}
+
+static void put_serial(struct vmm *m, struct api *a, struct api_call *c)
+{
+	char err[CONFIG_ERR_LEN];
+
+	(void)a;
+	if (config_parse_serial(&m->cfg.serial, c->body, "serial", err, sizeof(err)) < 0)
+		api_reply_fault(&c->reply, "%s", err);
+	else
+		ok(c);
+}
+
+static void put_logger(struct vmm *m, struct api *a, struct api_call *c)
+{
+	struct logger_config l = { 0 };
+	char err[CONFIG_ERR_LEN];
+	int ret;
+
+	(void)a;
+	if (config_parse_logger(&l, c->body, "logger", err, sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	ret = log_setup(l.log_path, l.level, l.show_level, l.show_log_origin);
+	if (ret < 0) {
+		api_reply_fault(&c->reply, "logger.log_path %s: %s", l.log_path, strerror(-ret));
+		free(l.log_path);
+		return;
+	}
+	free(m->cfg.logger.log_path);
+	m->cfg.logger = l;
+	log_info("logger configured: level %s", config_log_level_name(l.level));
+	ok(c);
+}
+
+/* --- actions and VM state --- */
+
+static void put_actions(struct vmm *m, struct api *a, struct api_call *c)
+{
+	const char *action = json_string_value(json_object_get(c->body, "action_type"));
+	char err[CONFIG_ERR_LEN];
+	int ret;
+
+	(void)a;
+	if (!strcmp(action, "InstanceStart")) {
+		if (booted(m)) {
+			api_reply_fault(&c->reply, "The requested operation is not supported after "
+						   "starting the microVM.");
+			return;
+		}
+		if (vmm_start_vm(m, err, sizeof(err)) < 0) {
+			log_error("InstanceStart: %s", err);
+			api_reply_fault(&c->reply, "InstanceStart: %s", err);
+			return;
+		}
+		ok(c);
+	} else if (!strcmp(action, "SendCtrlAltDel")) {
+		if (!booted(m)) {
+			api_reply_fault(&c->reply, "The requested operation is not supported before "
+						   "starting the microVM.");
+			return;
+		}
+		ret = vm_send_ctrl_alt_del(m->vm);
+		if (ret < 0)
+			api_reply_fault(&c->reply, "SendCtrlAltDel: the guest's keyboard buffer is "
+						   "full");
+		else
+			ok(c);
+	} else {
+		api_reply_fault(&c->reply, "%s is not supported by kiln yet", action);
+	}
+}
+
+static void patch_vm(struct vmm *m, struct api *a, struct api_call *c)
+{
+	const char *state = json_string_value(json_object_get(c->body, "state"));
+	int ret;
+
+	(void)a;
+	if (!strcmp(state, "Paused")) {
+		ret = vm_pause(m->vm, PAUSE_TIMEOUT_MS);
+		if (ret < 0) {
+			api_reply_fault(&c->reply, "cannot pause the microVM: %s",
+					ret == -ETIMEDOUT ? "the vCPUs did not stop in time"
+							  : strerror(-ret));
+			return;
+		}
+		log_info("microVM paused");
+	} else {
+		vm_resume(m->vm);
+		log_info("microVM resumed");
+	}
+	ok(c);
+}
+
+static const struct route_handler handlers[] = {
+	{ "GET", "/", ANY_TIME, get_instance_info },
+	{ "GET", "/version", ANY_TIME, get_version },
+	{ "GET", "/vm/config", ANY_TIME, get_vm_config },
+	{ "PUT", "/actions", ANY_TIME, put_actions },
+	{ "PATCH", "/vm", POST_BOOT, patch_vm },
+	{ "PUT", "/boot-source", PRE_BOOT, put_boot_source },
+	{ "GET", "/machine-config", ANY_TIME, get_machine_config },
+	{ "PUT", "/machine-config", PRE_BOOT, put_machine_config },
+	{ "PATCH", "/machine-config", PRE_BOOT, patch_machine_config },
+	{ "PUT", "/drives/{drive_id}", PRE_BOOT, put_drive },
+	{ "PATCH", "/drives/{drive_id}", POST_BOOT, patch_device },
+	{ "PUT", "/network-interfaces/{iface_id}", PRE_BOOT, put_network_interface },
+	{ "PATCH", "/network-interfaces/{iface_id}", POST_BOOT, patch_device },
+	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
+	{ "PUT", "/serial", PRE_BOOT, put_serial },
+	{ "PUT", "/logger", ANY_TIME, put_logger },
+};
+
+/* What a route kiln does not implement would have given, for its 400. */
+static const struct {
+	const char *prefix, *what;
+} unsupported[] = {
+	{ "/balloon", "the balloon device is" },
+	{ "/cpu-config", "custom CPU templates are" },
+	{ "/pmem", "virtio-pmem devices are" },
+	{ "/mmds", "the microVM metadata service (MMDS) is" },
+	{ "/entropy", "the virtio-rng device is" },
+	{ "/hotplug", "memory hotplug is" },
+	{ "/snapshot", "snapshots are" },
+	{ "/metrics", "metrics are" },
+};
+
+void api_routes_handle(struct vmm *m, struct api *a, struct api_call *c)
+{
+	const struct api_route *r = c->route;
+
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		const struct route_handler *h = &handlers[i];
+
+		if (strcmp(h->method, r->method) != 0 || strcmp(h->path, r->path) != 0)
+			continue;
+		if (h->when == PRE_BOOT && booted(m)) {
+			api_reply_fault(&c->reply, "The requested operation is not supported after "
+						   "starting the microVM.");
+			return;
+		}
+		if (h->when == POST_BOOT && !booted(m)) {
+			api_reply_fault(&c->reply, "The requested operation is not supported before "
+						   "starting the microVM.");
+			return;
+		}
+		h->fn(m, a, c);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
+		if (!strncmp(r->path, unsupported[i].prefix, strlen(unsupported[i].prefix))) {
+			api_reply_fault(&c->reply, "%s %s: %s not supported by kiln yet", r->method,
+					r->path, unsupported[i].what);
+			return;
+		}
+	}
+	api_reply_fault(&c->reply, "%s %s is not supported by kiln yet", r->method, r->path);
+}

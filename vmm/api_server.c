@@ -1,0 +1,196 @@
+/* HTTP on the API socket with libmicrohttpd: body collection, the size limit, replies. */
+#include "api_server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "log.h"
+
+/* What one connection's current request has gathered so far. */
+struct request_body {
+	char *buf;
+	size_t len, cap;
+	bool too_large;
+	uint64_t seen; /* every body byte received, kept or not */
+};
+
+char *api_fault_body(const char *msg)
+{
+	json_t *o = json_pack("{s:s}", "fault_message", msg);
+	char *text;
+
+	if (!o)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, unsigned status, char *body,
+				  bool close_after)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (body)
+		r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	else
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	if (body)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (close_after)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct api_server *s,
+				      uint64_t size)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg),
+		 "request body of %" PRIu64 " bytes is larger than the limit of %zu bytes "
+		 "(--http-api-max-payload-size)",
+		 size, s->max_payload);
+	log_warn("API: %s", msg);
+	return send_reply(c, 400, api_fault_body(msg), true);
+}
+
+static int append(struct request_body *b, const char *data, size_t n, size_t limit)
+{
+	b->seen += n;
+	if (b->too_large || b->len + n > limit) {
+		b->too_large = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		b->buf = p;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, data, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct request_body *b = *con_cls;
+	struct api_request req;
+	struct api_reply reply = { 0 };
+
+	(void)version;
+	if (!b) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return MHD_NO;
+		*con_cls = b;
+		/* A declared length over the limit is refused before a byte of the body is read. */
+		if (cl) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(cl, &end, 10);
+			if (errno == 0 && *end == '\0' && n > s->max_payload)
+				return send_too_large(c, s, n);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (append(b, upload_data, *upload_data_size, s->max_payload) < 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (b->too_large)
+		return send_too_large(c, s, b->seen);
+
+	req = (struct api_request){ .method = method, .url = url,
+				    .body = b->buf ? b->buf : "", .body_len = b->len };
+	s->fn(s->opaque, &req, &reply);
+	return send_reply(c, reply.status, reply.body, false);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request_body *b = *con_cls;
+
+	(void)cls;
+	(void)c;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		log_debug("API: request ended early (libmicrohttpd code %d)", (int)toe);
+	if (b) {
+		free(b->buf);
+		free(b);
+	}
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[256];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_debug("API: libmicrohttpd: %s", line);
+}
+
+int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
+		     void *opaque)
+{
+	*s = (struct api_server){ .fn = fn, .opaque = opaque, .max_payload = max_payload };
+	s->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+		on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
+		listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_SERVER_MAX_CONNECTIONS,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_SERVER_IDLE_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, s, MHD_OPTION_END);
+	if (!s->daemon) {
+		log_error("API: libmicrohttpd could not start on the socket");
+		return -EIO;
+	}
+	return 0;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	if (!s->daemon)
+		return;
+	MHD_stop_daemon(s->daemon); /* joins the thread, closes connections and the socket */
+	s->daemon = NULL;
+}

@@ -1,0 +1,167 @@
+/* The process's state and its event loop: signals, the VM's start and end. */
+#include "vmm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vcpu.h"
+
+static void on_signal(void *opaque, int fd, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	struct vmm *m = opaque;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("received signal %u: stopping", si.ssi_signo);
+	if (m->vm) {
+		vm_request_exit(m->vm, 128 + (int)si.ssi_signo);
+	} else {
+		m->exit_code = 128 + (int)si.ssi_signo;
+		m->loop.stop = true;
+	}
+}
+
+int vmm_init(struct vmm *m, const char *id, bool boot_timer)
+{
+	sigset_t set;
+	int ret;
+
+	*m = (struct vmm){ .id = id, .boot_timer = boot_timer, .signal_fd = -1 };
+	config_init(&m->cfg);
+	log_set_instance_id(id);
+	signal(SIGPIPE, SIG_IGN); /* a client or console that goes away is an EPIPE, not death */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	/* Every thread created from here on (API, vCPUs) inherits this mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	ret = event_loop_init(&m->loop);
+	if (ret < 0) {
+		log_error("epoll: %s", strerror(-ret));
+		return ret;
+	}
+	m->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->signal_fd < 0) {
+		ret = -errno;
+		log_error("signalfd: %s", strerror(errno));
+		goto err;
+	}
+	ret = event_loop_add(&m->loop, m->signal_fd, EPOLLIN, on_signal, m);
+	if (ret < 0) {
+		log_error("event loop: %s", strerror(-ret));
+		goto err;
+	}
+	return 0;
+err:
+	if (m->signal_fd >= 0)
+		close(m->signal_fd);
+	event_loop_destroy(&m->loop);
+	return ret;
+}
+
+/* Checks that the files the configuration names can be read, before KVM is touched. */
+static int check_files(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		const char *field, *path;
+	} files[] = {
+		{ "boot-source.kernel_image_path", cfg->boot_source.kernel_image_path },
+		{ "boot-source.initrd_path", cfg->boot_source.initrd_path },
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path && access(files[i].path, R_OK) < 0) {
+			int ret = -errno;
+
+			snprintf(err, errlen, "%s: %s: %s", files[i].field, files[i].path,
+				 strerror(errno));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int vmm_check_bootable(const struct vmm *m, char *err, size_t errlen)
+{
+	int ret = config_check_bootable(&m->cfg, err, errlen);
+
+	return ret < 0 ? ret : check_files(&m->cfg, err, errlen);
+}
+
+int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
+{
+	struct vm *vm;
+	int ret;
+
+	if (m->vm) {
+		snprintf(err, errlen, "the microVM is already running");
+		return -EEXIST;
+	}
+	ret = vmm_check_bootable(m, err, errlen);
+	if (ret < 0)
+		return ret;
+	log_debug("instance %s: %u vCPUs, %u MiB", m->id, m->cfg.machine.vcpu_count,
+		  m->cfg.machine.mem_size_mib);
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	log_clear_last_error();
+	ret = vm_build(vm, &m->cfg, &m->loop, m->boot_timer);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot build the microVM: %s",
+			 log_last_error()[0] ? log_last_error() : strerror(-ret));
+		free(vm);
+		return ret;
+	}
+	m->vm = vm;
+	ret = vm_start(vm);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
+		return ret;
+	}
+	log_info("microVM %s started: %u vCPUs, %u MiB", m->id, m->cfg.machine.vcpu_count,
+		 m->cfg.machine.mem_size_mib);
+	return 0;
+}
+
+int vmm_run(struct vmm *m)
+{
+	if (event_loop_run(&m->loop) < 0) {
+		if (!m->vm)
+			return VM_EXIT_UNEXPECTED;
+		vm_request_exit(m->vm, VM_EXIT_UNEXPECTED);
+	}
+	if (!m->vm)
+		return m->exit_code;
+	return vm_stop(m->vm);
+}
+
+void vmm_destroy(struct vmm *m)
+{
+	if (m->vm) {
+		if (m->vm->state == VM_RUNNING || m->vm->state == VM_PAUSED)
+			vm_stop(m->vm);
+		vm_destroy(m->vm);
+		free(m->vm);
+		m->vm = NULL;
+	}
+	event_loop_destroy(&m->loop);
+	if (m->signal_fd >= 0)
+		close(m->signal_fd);
+	m->signal_fd = -1;
+	config_free(&m->cfg);
+}

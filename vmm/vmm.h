@@ -1,0 +1,55 @@
+/* The process: the configuration, the VM once started, and the event loop thread that owns them. */
+#ifndef KILN_VMM_H
+#define KILN_VMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event_loop.h"
+#include "vm.h"
+
+#define KILN_VERSION "0.1.0"
+
+struct api;
+
+struct vmm {
+	const char *id;
+	bool boot_timer;
+	struct vm_config cfg;
+	struct vm *vm;      /* NULL until the VM is started */
+	struct event_loop loop;
+	int signal_fd;      /* SIGINT, SIGTERM, SIGHUP */
+	int exit_code;      /* when the loop ends before a VM exists */
+	struct api *api;    /* NULL with --no-api */
+};
+
+/*
+ * Prepares the process: blocks the signals kiln handles (threads created later inherit the
+ * mask), ignores SIGPIPE, and sets up the event loop with the signal handler. Opens no KVM.
+ */
+int vmm_init(struct vmm *m, const char *id, bool boot_timer) __attribute__((warn_unused_result));
+
+/*
+ * Checks the configuration can boot: boot-source present, no device kiln lacks, kernel and
+ * initrd readable. Returns 0 or -errno with one line in err.
+ */
+int vmm_check_bootable(const struct vmm *m, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * Checks the configuration can boot (vmm_check_bootable), then builds and starts the VM (KVM is opened here).
+ * On failure returns -errno with one line in err; the process keeps running without a VM.
+ */
+int vmm_start_vm(struct vmm *m, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Runs the event loop until the VM ends, or a signal arrives. Stops the VM and returns the
+ * process exit code.
+ */
+int vmm_run(struct vmm *m);
+
+/* Frees the VM, the configuration and the loop. */
+void vmm_destroy(struct vmm *m);
+
+#endif

@@ -96,24 +96,35 @@ static bool parse_body(struct api *a, const struct api_request *req, struct api_
 	return true;
 }
 
+bool api_check_request(struct api *a, const struct api_request *req, struct api_call *call)
+{
+	*call = (struct api_call){ .reply = { .status = 500 } };
+	if (handle_kiln_route(req->method, req->url, &call->reply))
+		return false;
+	call->route = api_schema_route(&a->schema, req->method, req->url, call->param,
+				       sizeof(call->param));
+	if (!call->route) {
+		api_reply_fault(&call->reply, "Invalid request method and/or path: %s %s.",
+				req->method, req->url);
+		return false;
+	}
+	if (!parse_body(a, req, call)) {
+		json_decref(call->body);
+		call->body = NULL;
+		api_routes_count(&a->vmm->metrics, call->route, true);
+		return false;
+	}
+	return true;
+}
+
 /* Runs on the API thread: checks the request, then waits for the event loop to carry it out. */
 static void on_request(void *opaque, const struct api_request *req, struct api_reply *reply)
 {
 	struct api *a = opaque;
-	struct api_call call = { .reply = { .status = 500 } };
+	struct api_call call;
 	uint64_t one = 1;
 
-	if (handle_kiln_route(req->method, req->url, reply))
-		return;
-	call.route = api_schema_route(&a->schema, req->method, req->url, call.param,
-				      sizeof(call.param));
-	if (!call.route) {
-		api_reply_fault(reply, "Invalid request method and/or path: %s %s.", req->method,
-				req->url);
-		return;
-	}
-	if (!parse_body(a, req, &call)) {
-		json_decref(call.body);
+	if (!api_check_request(a, req, &call)) {
 		*reply = call.reply;
 		return;
 	}

@@ -49,10 +49,22 @@ int api_open(struct api *a, struct vmm *m, const char *sock_path, size_t max_pay
 void api_close(struct api *a);
 
 /*
+ * On the API thread: resolves the route and parses and checks the body. Returns true with
+ * call ready for api_routes_handle (the caller then owns call->body), or false with the answer
+ * (400, or a kiln endpoint's reply) in call->reply.
+ */
+bool api_check_request(struct api *a, const struct api_request *req, struct api_call *call);
+
+/*
  * Carries out one validated call on the event loop thread (api_routes.c): fills call->reply
  * with the spec's success status and body, or 400 and a fault_message.
  */
 void api_routes_handle(struct vmm *m, struct api *a, struct api_call *call);
+
+struct metrics;
+
+/* Counts a request to route in Firecracker's per-route counters (any thread). */
+void api_routes_count(struct metrics *metrics, const struct api_route *r, bool failed);
 
 /* Sets reply to status 400 with {"fault_message": <formatted>}. */
 void api_reply_fault(struct api_reply *reply, const char *fmt, ...)

@@ -2,8 +2,11 @@
 #include "api.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "vmm.h"
@@ -212,7 +215,29 @@ static void put_logger(struct vmm *m, struct api *a, struct api_call *c)
 	ok(c);
 }
 
+static void put_metrics(struct vmm *m, struct api *a, struct api_call *c)
+{
+	struct metrics_config mc = { 0 };
+	char err[CONFIG_ERR_LEN];
+
+	(void)a;
+	if (config_parse_metrics(&mc, c->body, "metrics", err, sizeof(err)) < 0 ||
+	    vmm_set_metrics_path(m, mc.metrics_path, err, sizeof(err)) < 0)
+		api_reply_fault(&c->reply, "%s", err);
+	else
+		ok(c);
+	free(mc.metrics_path);
+}
+
 /* --- actions and VM state --- */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void put_actions(struct vmm *m, struct api *a, struct api_call *c)
 {
@@ -246,13 +271,21 @@ static void put_actions(struct vmm *m, struct api *a, struct api_call *c)
 		else
 			ok(c);
 	} else {
-		api_reply_fault(&c->reply, "%s is not supported by kiln yet", action);
+		ret = vmm_flush_metrics(m);
+		if (ret == -ENODATA)
+			api_reply_fault(&c->reply, "FlushMetrics: metrics are not configured (PUT "
+						   "/metrics first)");
+		else if (ret < 0)
+			api_reply_fault(&c->reply, "FlushMetrics: %s", strerror(-ret));
+		else
+			ok(c);
 	}
 }
 
 static void patch_vm(struct vmm *m, struct api *a, struct api_call *c)
 {
 	const char *state = json_string_value(json_object_get(c->body, "state"));
+	uint64_t t0 = now_us();
 	int ret;
 
 	(void)a;
@@ -264,9 +297,11 @@ static void patch_vm(struct vmm *m, struct api *a, struct api_call *c)
 							  : strerror(-ret));
 			return;
 		}
+		metrics_set(&m->metrics.latencies_us.vmm_pause_vm, now_us() - t0);
 		log_info("microVM paused");
 	} else {
 		vm_resume(m->vm);
+		metrics_set(&m->metrics.latencies_us.vmm_resume_vm, now_us() - t0);
 		log_info("microVM resumed");
 	}
 	ok(c);
@@ -289,6 +324,7 @@ static const struct route_handler handlers[] = {
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
 	{ "PUT", "/serial", PRE_BOOT, put_serial },
 	{ "PUT", "/logger", ANY_TIME, put_logger },
+	{ "PUT", "/metrics", ANY_TIME, put_metrics },
 };
 
 /* What a route kiln does not implement would have given, for its 400. */
@@ -302,10 +338,66 @@ static const struct {
 	{ "/entropy", "the virtio-rng device is" },
 	{ "/hotplug", "memory hotplug is" },
 	{ "/snapshot", "snapshots are" },
-	{ "/metrics", "metrics are" },
 };
 
-void api_routes_handle(struct vmm *m, struct api *a, struct api_call *c)
+/* Firecracker's request counters, per route: a count of calls and of failed ones. */
+#define M(field) offsetof(struct metrics, field)
+static const struct {
+	const char *method, *path;
+	size_t count, fails; /* offsets in struct metrics; fails 0: not counted */
+} counters[] = {
+	{ "GET", "/", M(get_api_requests.instance_info_count), 0 },
+	{ "GET", "/version", M(get_api_requests.vmm_version_count), 0 },
+	{ "GET", "/vm/config", M(get_api_requests.vm_config_count), 0 },
+	{ "GET", "/machine-config", M(get_api_requests.machine_cfg_count), 0 },
+	{ "GET", "/mmds", M(get_api_requests.mmds_count), 0 },
+	{ "GET", "/hotplug/memory", M(get_api_requests.hotplug_memory_count), 0 },
+	{ "PUT", "/actions", M(put_api_requests.actions_count), M(put_api_requests.actions_fails) },
+	{ "PUT", "/boot-source", M(put_api_requests.boot_source_count),
+	  M(put_api_requests.boot_source_fails) },
+	{ "PUT", "/drives/{drive_id}", M(put_api_requests.drive_count),
+	  M(put_api_requests.drive_fails) },
+	{ "PUT", "/logger", M(put_api_requests.logger_count), M(put_api_requests.logger_fails) },
+	{ "PUT", "/machine-config", M(put_api_requests.machine_cfg_count),
+	  M(put_api_requests.machine_cfg_fails) },
+	{ "PUT", "/cpu-config", M(put_api_requests.cpu_cfg_count),
+	  M(put_api_requests.cpu_cfg_fails) },
+	{ "PUT", "/metrics", M(put_api_requests.metrics_count), M(put_api_requests.metrics_fails) },
+	{ "PUT", "/network-interfaces/{iface_id}", M(put_api_requests.network_count),
+	  M(put_api_requests.network_fails) },
+	{ "PUT", "/mmds", M(put_api_requests.mmds_count), M(put_api_requests.mmds_fails) },
+	{ "PUT", "/vsock", M(put_api_requests.vsock_count), M(put_api_requests.vsock_fails) },
+	{ "PUT", "/pmem/{id}", M(put_api_requests.pmem_count), M(put_api_requests.pmem_fails) },
+	{ "PUT", "/serial", M(put_api_requests.serial_count), M(put_api_requests.serial_fails) },
+	{ "PUT", "/hotplug/memory", M(put_api_requests.hotplug_memory_count),
+	  M(put_api_requests.hotplug_memory_fails) },
+	{ "PATCH", "/drives/{drive_id}", M(patch_api_requests.drive_count),
+	  M(patch_api_requests.drive_fails) },
+	{ "PATCH", "/network-interfaces/{iface_id}", M(patch_api_requests.network_count),
+	  M(patch_api_requests.network_fails) },
+	{ "PATCH", "/machine-config", M(patch_api_requests.machine_cfg_count),
+	  M(patch_api_requests.machine_cfg_fails) },
+	{ "PATCH", "/mmds", M(patch_api_requests.mmds_count), M(patch_api_requests.mmds_fails) },
+	{ "PATCH", "/hotplug/memory", M(patch_api_requests.hotplug_memory_count),
+	  M(patch_api_requests.hotplug_memory_fails) },
+};
+#undef M
+
+void api_routes_count(struct metrics *metrics, const struct api_route *r, bool failed)
+{
+	char *base = (char *)metrics;
+
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		if (strcmp(counters[i].method, r->method) != 0 || strcmp(counters[i].path, r->path))
+			continue;
+		metrics_inc((_Atomic uint64_t *)(base + counters[i].count));
+		if (failed && counters[i].fails)
+			metrics_inc((_Atomic uint64_t *)(base + counters[i].fails));
+		return;
+	}
+}
+
+static void dispatch(struct vmm *m, struct api *a, struct api_call *c)
 {
 	const struct api_route *r = c->route;
 
@@ -335,4 +427,10 @@ void api_routes_handle(struct vmm *m, struct api *a, struct api_call *c)
 		}
 	}
 	api_reply_fault(&c->reply, "%s %s is not supported by kiln yet", r->method, r->path);
+}
+
+void api_routes_handle(struct vmm *m, struct api *a, struct api_call *c)
+{
+	dispatch(m, a, c);
+	api_routes_count(&m->metrics, c->route, c->reply.status >= 400);
 }

@@ -37,8 +37,7 @@ static const struct {
 } unsupported_sections[] = {
 	{ "drives", true },          { "network-interfaces", true }, { "pmem", true },
 	{ "vsock", false },          { "balloon", false },           { "entropy", false },
-	{ "mmds-config", false },    { "metrics", false },           { "cpu-config", false },
-	{ "memory-hotplug", false },
+	{ "mmds-config", false },    { "cpu-config", false },        { "memory-hotplug", false },
 };
 
 static const struct {
@@ -417,6 +416,25 @@ int config_parse_serial(struct serial_config *out, json_t *obj, const char *wher
 	return 0;
 }
 
+int config_parse_metrics(struct metrics_config *out, json_t *obj, const char *where, char *err,
+			 size_t errlen)
+{
+	static const char *const known[] = { "metrics_path", NULL };
+	struct section s = { obj, where, err, errlen };
+	struct metrics_config mc = { 0 };
+	int rc;
+
+	rc = check_object(&s, known);
+	if (rc == 0)
+		rc = get_string(&s, "metrics_path", FIELD_REQUIRED | FIELD_NONEMPTY,
+				&mc.metrics_path);
+	if (rc)
+		return rc;
+	free(out->metrics_path);
+	*out = mc;
+	return 0;
+}
+
 void config_init(struct vm_config *cfg)
 {
 	*cfg = (struct vm_config){
@@ -477,6 +495,11 @@ static int parse_top_key(struct vm_config *tmp, bool *has_serial, const char *na
 	}
 	if (!strcmp(key, "logger"))
 		return present ? config_parse_logger(&tmp->logger, v, where, err, errlen) : 0;
+	if (!strcmp(key, "metrics")) {
+		free(tmp->metrics.metrics_path);
+		tmp->metrics.metrics_path = NULL;
+		return present ? config_parse_metrics(&tmp->metrics, v, where, err, errlen) : 0;
+	}
 	if (!strcmp(key, "serial")) {
 		*has_serial = present;
 		return present ? config_parse_serial(&tmp->serial, v, where, err, errlen) : 0;
@@ -507,6 +530,10 @@ static void commit(struct vm_config *cfg, const struct vm_config *tmp, bool has_
 	if (has_serial) {
 		free(cfg->serial.serial_out_path);
 		cfg->serial = tmp->serial;
+	}
+	if (tmp->metrics.metrics_path) {
+		free(cfg->metrics.metrics_path);
+		cfg->metrics = tmp->metrics;
 	}
 }
 

@@ -87,6 +87,8 @@ int config_parse_logger(struct logger_config *out, json_t *obj, const char *wher
 			size_t errlen) __attribute__((warn_unused_result));
 int config_parse_serial(struct serial_config *out, json_t *obj, const char *where, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
+int config_parse_metrics(struct metrics_config *out, json_t *obj, const char *where, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
 
 /* Fills cfg with defaults (1 vCPU, 128 MiB, no huge pages, logger at Info). */
 void config_init(struct vm_config *cfg);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -19,6 +20,7 @@ struct options {
 	const char *api_sock;
 	const char *id;
 	const char *log_path;
+	const char *metrics_path;
 	size_t max_payload;
 	enum log_level level;
 	bool show_level;
@@ -44,6 +46,7 @@ static void usage(FILE *f)
 		"  --id ID                instance id, letters, digits and '-' (default\n"
 		"                         anonymous-instance)\n"
 		"  --log-path PATH        write the log there instead of stderr\n"
+		"  --metrics-path PATH    write metrics there (a file or a named pipe)\n"
 		"  --level LEVEL          Error, Warning, Info (default), Debug, Trace or Off\n"
 		"  --show-level           put the level in each log line\n"
 		"  --show-log-origin      put the source file and line in each log line\n"
@@ -84,7 +87,8 @@ static const char *option_value(int argc, char **argv, int *i, const char *arg, 
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const char *const valued[] = { "--config-file", "--api-sock", "--id", "--log-path",
-					      "--level", "--http-api-max-payload-size" };
+					      "--level", "--http-api-max-payload-size",
+					      "--metrics-path" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
@@ -130,6 +134,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->max_payload = (size_t)n;
+		} else if (k == 6) {
+			o->metrics_path = val;
 		} else if (strcmp(arg, "--no-api") == 0) {
 			o->no_api = true;
 		} else if (strcmp(arg, "--boot-timer") == 0) {
@@ -176,15 +182,35 @@ static int setup_logging(const struct options *o, const struct vm_config *cfg)
 	return ret;
 }
 
+static uint64_t us_of(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000 + (uint64_t)ts->tv_nsec / 1000;
+}
+
+/* Firecracker's startup figures: from main until the API socket serves, wall and CPU time. */
+static void record_startup(struct metrics *metrics, const struct timespec *t0)
+{
+	struct timespec now, cpu;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	metrics_set(&metrics->api_server.process_startup_time_us, us_of(&now) - us_of(t0));
+	metrics_set(&metrics->api_server.process_startup_time_cpu_us, us_of(&cpu));
+	log_debug("API ready %llu us after start, %llu us of CPU",
+		  (unsigned long long)(us_of(&now) - us_of(t0)), (unsigned long long)us_of(&cpu));
+}
+
 int main(int argc, char **argv)
 {
 	struct options opts = { .id = "anonymous-instance", .level = LOG_INFO,
 				.max_payload = API_SERVER_DEFAULT_MAX_PAYLOAD };
 	char err[CONFIG_ERR_LEN];
+	struct timespec t0;
 	struct api api;
 	struct vmm m;
 	int ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = parse_args(argc, argv, &opts);
 	if (ret != 0)
 		return ret > 0 ? 0 : VM_EXIT_ARG_PARSING;
@@ -208,6 +234,19 @@ int main(int argc, char **argv)
 		vmm_destroy(&m);
 		return VM_EXIT_BAD_CONFIG;
 	}
+	if (opts.metrics_path || m.cfg.metrics.metrics_path) {
+		char *path = strdup(opts.metrics_path ? opts.metrics_path : m.cfg.metrics.metrics_path);
+
+		free(m.cfg.metrics.metrics_path);
+		m.cfg.metrics.metrics_path = NULL;
+		if (!path || vmm_set_metrics_path(&m, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kiln: %s\n", path ? err : "out of memory");
+			free(path);
+			vmm_destroy(&m);
+			return VM_EXIT_BAD_CONFIG;
+		}
+		free(path);
+	}
 	if (opts.api_sock) {
 		/* The socket first: clients wait for it, and it needs no KVM. */
 		if (api_open(&api, &m, opts.api_sock, opts.max_payload, err, sizeof(err)) < 0) {
@@ -216,6 +255,7 @@ int main(int argc, char **argv)
 			return VM_EXIT_ERROR;
 		}
 		m.api = &api;
+		record_startup(&m.metrics, &t0);
 		log_debug("API listening on %s", opts.api_sock);
 	}
 	if (opts.config_file && vmm_start_vm(&m, err, sizeof(err)) < 0) {

@@ -164,6 +164,8 @@ static bool handle_exit(struct vcpu *v)
 		uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
 		v->exits_io++;
+		metrics_inc(run->io.direction == KVM_EXIT_IO_OUT ? &vm->metrics->vcpu.exit_io_out
+								 : &vm->metrics->vcpu.exit_io_in);
 		for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 			if (run->io.direction == KVM_EXIT_IO_OUT)
 				bus_write(&vm->pio_bus, run->io.port, data, run->io.size);
@@ -174,6 +176,8 @@ static bool handle_exit(struct vcpu *v)
 	}
 	case KVM_EXIT_MMIO:
 		v->exits_mmio++;
+		metrics_inc(run->mmio.is_write ? &vm->metrics->vcpu.exit_mmio_write
+					       : &vm->metrics->vcpu.exit_mmio_read);
 		if (run->mmio.len > 8)
 			return true;
 		if (run->mmio.is_write)
@@ -201,9 +205,11 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_error("vCPU %u: KVM internal error, suberror %u", v->id,
 			  run->internal.suberror);
+		metrics_inc(&vm->metrics->vcpu.failures);
 		vm_request_exit(vm, VM_EXIT_ERROR);
 		return false;
 	default:
+		metrics_inc(&vm->metrics->vcpu.failures);
 		log_error("vCPU %u: unexpected exit reason %u", v->id, run->exit_reason);
 		vm_request_exit(vm, VM_EXIT_ERROR);
 		return false;

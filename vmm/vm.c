@@ -364,13 +364,15 @@ static const struct vm_step vm_steps[] = {
 
 #define NR_STEPS (sizeof(vm_steps) / sizeof(vm_steps[0]))
 
-int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, bool boot_timer)
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
+	     struct metrics *metrics, bool boot_timer)
 {
 	pthread_condattr_t attr;
 
 	*vm = (struct vm){
 		.cfg = cfg,
 		.loop = loop,
+		.metrics = metrics,
 		.kvm_fd = -1,
 		.vm_fd = -1,
 		.exit_fd = -1,

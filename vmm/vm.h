@@ -15,6 +15,7 @@
 #include "i8042.h"
 #include "loader_x86_64.h"
 #include "memory.h"
+#include "metrics.h"
 #include "serial.h"
 #include "terminal.h"
 #include "vcpu.h"
@@ -55,6 +56,7 @@ struct vm {
 	struct vcpu vcpus[CONFIG_MAX_VCPUS];
 
 	struct event_loop *loop;  /* the process's loop (not owned); the VM adds its handlers */
+	struct metrics *metrics;  /* the process's metrics (not owned) */
 	int exit_fd;              /* eventfd: a vCPU or device asks the VM to stop */
 	bool stdin_watched;
 	struct terminal term;
@@ -72,11 +74,12 @@ struct vm {
 
 /*
  * Builds the VM described by cfg, in order: KVM, VM, guest memory, irqchip, devices, kernel
- * and boot structures, its handlers on loop (stop requests, console input), vCPUs. cfg must
- * outlive the VM. On failure unwinds what was done and returns -errno, having logged the
+ * and boot structures, its handlers on loop (stop requests, console input), vCPUs. cfg, loop
+ * and metrics must outlive the VM. On failure unwinds what was done and returns -errno, having logged the
  * reason once.
  */
-int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop, bool boot_timer)
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
+	     struct metrics *metrics, bool boot_timer)
 	__attribute__((warn_unused_result));
 
 /*

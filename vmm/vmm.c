@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -30,13 +32,66 @@ static void on_signal(void *opaque, int fd, uint32_t events)
 	}
 }
 
+static uint64_t utc_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_metrics_timer(void *opaque, int fd, uint32_t events)
+{
+	struct vmm *m = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0)
+		return;
+	if (m->cfg.metrics.metrics_path)
+		(void)metrics_flush(&m->metrics, utc_ms());
+}
+
+int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errlen)
+{
+	char *copy;
+	int ret;
+
+	ret = metrics_set_output(&m->metrics, path, err, errlen);
+	if (ret < 0)
+		return ret;
+	copy = strdup(path);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	free(m->cfg.metrics.metrics_path);
+	m->cfg.metrics.metrics_path = copy;
+	return 0;
+}
+
+int vmm_flush_metrics(struct vmm *m)
+{
+	if (!m->cfg.metrics.metrics_path)
+		return -ENODATA;
+	return metrics_flush(&m->metrics, utc_ms());
+}
+
 int vmm_init(struct vmm *m, const char *id, bool boot_timer)
 {
+	struct itimerspec every = {
+		.it_interval = { METRICS_FLUSH_INTERVAL_MS / 1000, 0 },
+		.it_value = { METRICS_FLUSH_INTERVAL_MS / 1000, 0 },
+	};
 	sigset_t set;
 	int ret;
 
-	*m = (struct vmm){ .id = id, .boot_timer = boot_timer, .signal_fd = -1 };
+	*m = (struct vmm){ .id = id, .boot_timer = boot_timer, .signal_fd = -1,
+			   .metrics_timer_fd = -1 };
 	config_init(&m->cfg);
+	ret = metrics_init(&m->metrics);
+	if (ret < 0)
+		return ret;
 	log_set_instance_id(id);
 	signal(SIGPIPE, SIG_IGN); /* a client or console that goes away is an EPIPE, not death */
 	sigemptyset(&set);
@@ -58,7 +113,15 @@ int vmm_init(struct vmm *m, const char *id, bool boot_timer)
 		log_error("signalfd: %s", strerror(errno));
 		goto err;
 	}
+	m->metrics_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->metrics_timer_fd < 0 || timerfd_settime(m->metrics_timer_fd, 0, &every, NULL) < 0) {
+		ret = -errno;
+		log_error("metrics timer: %s", strerror(errno));
+		goto err;
+	}
 	ret = event_loop_add(&m->loop, m->signal_fd, EPOLLIN, on_signal, m);
+	if (ret == 0)
+		ret = event_loop_add(&m->loop, m->metrics_timer_fd, EPOLLIN, on_metrics_timer, m);
 	if (ret < 0) {
 		log_error("event loop: %s", strerror(-ret));
 		goto err;
@@ -67,7 +130,10 @@ int vmm_init(struct vmm *m, const char *id, bool boot_timer)
 err:
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
+	if (m->metrics_timer_fd >= 0)
+		close(m->metrics_timer_fd);
 	event_loop_destroy(&m->loop);
+	metrics_destroy(&m->metrics);
 	return ret;
 }
 
@@ -120,7 +186,7 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	log_clear_last_error();
-	ret = vm_build(vm, &m->cfg, &m->loop, m->boot_timer);
+	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot build the microVM: %s",
 			 log_last_error()[0] ? log_last_error() : strerror(-ret));
@@ -163,5 +229,11 @@ void vmm_destroy(struct vmm *m)
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
 	m->signal_fd = -1;
+	if (m->metrics_timer_fd >= 0)
+		close(m->metrics_timer_fd);
+	m->metrics_timer_fd = -1;
+	if (m->cfg.metrics.metrics_path)
+		(void)metrics_flush(&m->metrics, utc_ms()); /* the last counts, as Firecracker does */
+	metrics_destroy(&m->metrics);
 	config_free(&m->cfg);
 }

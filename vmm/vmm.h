@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "event_loop.h"
+#include "metrics.h"
 #include "vm.h"
 
 #define KILN_VERSION "0.1.0"
@@ -22,6 +23,8 @@ struct vmm {
 	int signal_fd;      /* SIGINT, SIGTERM, SIGHUP */
 	int exit_code;      /* when the loop ends before a VM exists */
 	struct api *api;    /* NULL with --no-api */
+	struct metrics metrics;
+	int metrics_timer_fd; /* flushes the metrics every METRICS_FLUSH_INTERVAL_MS */
 };
 
 /*
@@ -48,6 +51,16 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen) __attribute__((warn_un
  * process exit code.
  */
 int vmm_run(struct vmm *m);
+
+/*
+ * Sends the metrics to path from now on (PUT /metrics, the config file's "metrics", or
+ * --metrics-path); only the first call succeeds. Returns 0 or -errno with one line in err.
+ */
+int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Writes one metrics line now (FlushMetrics). -ENODATA when no output is configured. */
+int vmm_flush_metrics(struct vmm *m) __attribute__((warn_unused_result));
 
 /* Frees the VM, the configuration and the loop. */
 void vmm_destroy(struct vmm *m);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUSYBOX "/bin/busybox"
@@ -348,8 +349,43 @@ static void test_shell(const struct agent *a, struct result *r)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/*
+ * Prints "kiln-tick N MS" (N counts up, MS is CLOCK_MONOTONIC) every 200 ms of guest time until
+ * Ctrl+Alt+Del arrives, which passes the test and reboots; kiln.ticks=N (default 1500, 5 min)
+ * bounds the wait. With Ctrl+Alt+Del switched to signalling PID 1, the kernel sends it SIGINT
+ * instead of rebooting on its own: this is init treating it as a reboot request.
+ */
+static void test_ticker(const struct agent *a, struct result *r)
+{
+	struct timespec period = { 0, 200 * 1000 * 1000 }, now;
+	char limit_text[16] = "1500";
+	long limit, n;
+	sigset_t mask;
+
+	param_get(a, "ticks", limit_text, sizeof(limit_text));
+	limit = strtol(limit_text, NULL, 10);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if (a->pid1 && reboot(RB_DISABLE_CAD) != 0) {
+		result_fail(r, "reboot(RB_DISABLE_CAD): %s", strerror(errno));
+		return;
+	}
+	for (n = 0; n < limit; n++) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		printf("kiln-tick %ld %lld\n", n, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		if (sigtimedwait(&mask, NULL, &period) == SIGINT) {
+			printf("kiln-agent: ctrl-alt-del: rebooting\n");
+			result_note(r, "ctrl-alt-del after %ld ticks", n + 1);
+			return;
+		}
+	}
+	result_fail(r, "no ctrl-alt-del in %ld ticks", limit);
+}
+
 static const struct test tests[] = {
 	{ "boot", test_boot },
+	{ "ticker", test_ticker },
 	{ "hello", test_hello },
 	{ "shell", test_shell },
 };
@@ -433,8 +469,7 @@ static void finish(const struct agent *a, const char *name, const struct result 
 /*
  * As PID 1 it sets the system up and reads /proc/cmdline. Run as any other process (on the
  * host, to try a test) it touches no mounts, takes the command line from its arguments and
- * exits instead of rebooting. There is no SIGINT handler: the kernel drops signals to PID 1
- * that have none, so a ctrl-alt-del, once the kernel forwards it, does nothing yet.
+ * exits instead of rebooting.
  */
 /*
  * Tells the VMM's boot timer (Firecracker's convention, kiln --boot-timer) that init is up:

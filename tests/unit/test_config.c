@@ -290,8 +290,8 @@ static void config_parse_text_unknown_field_fails(void **state)
 static void config_parse_text_unsupported_section_fails(void **state)
 {
 	static const char *const sections[] = {
-		"drives",  "network-interfaces", "vsock", "balloon",       "entropy", "mmds-config",
-		"metrics", "cpu-config",         "pmem",  "memory-hotplug"
+		"drives",     "network-interfaces", "vsock", "balloon", "entropy", "mmds-config",
+		"cpu-config", "pmem",               "memory-hotplug"
 	};
 	char json[256];
 	char msg[256];
@@ -304,6 +304,24 @@ static void config_parse_text_unsupported_section_fails(void **state)
 	assert_parse_fails(*state, "{\"drives\": [{\"drive_id\": \"rootfs\"}]}",
 			   NAME ": drives: not supported by kiln yet");
 	assert_parse_fails(*state, "{\"vsock\": []}", NAME ": vsock: not supported by kiln yet");
+}
+
+static void config_parse_text_metrics_section_parses(void **state)
+{
+	struct vm_config cfg;
+	char err[CONFIG_ERR_LEN];
+
+	(void)state;
+	config_init(&cfg);
+	assert_int_equal(config_parse_text(&cfg, NAME, "{\"metrics\": {\"metrics_path\": \"/m\"}}",
+					   35, err, sizeof(err)),
+			 0);
+	assert_string_equal(cfg.metrics.metrics_path, "/m");
+	config_free(&cfg);
+	assert_parse_fails(*state, "{\"metrics\": {}}",
+			   NAME ": metrics.metrics_path: required field missing");
+	assert_parse_fails(*state, "{\"metrics\": {\"metrics_path\": 3}}",
+			   NAME ": metrics.metrics_path: expected a string, got 3");
 }
 
 static void config_parse_file_firecracker_drive_fails(void **state)
@@ -609,6 +627,7 @@ int main(void)
 		T(config_parse_text_unknown_key_fails),
 		T(config_parse_text_unknown_field_fails),
 		T(config_parse_text_unsupported_section_fails),
+		T(config_parse_text_metrics_section_parses),
 		T(config_parse_file_firecracker_drive_fails),
 		T(config_parse_text_empty_lists_accepted),
 		T(config_parse_text_unsupported_options_fail),

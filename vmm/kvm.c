@@ -40,6 +40,11 @@ int kvm_open(void)
 		return err;
 	}
 	version = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (version < 0) {
+		log_error("/dev/kvm is not KVM: KVM_GET_API_VERSION: %s", strerror(errno));
+		close(fd);
+		return -ENODEV;
+	}
 	if (version != KVM_API_VERSION) {
 		log_error("/dev/kvm speaks API version %d, kiln needs %d", version, KVM_API_VERSION);
 		close(fd);

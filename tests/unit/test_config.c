@@ -324,6 +324,48 @@ static void config_parse_text_metrics_section_parses(void **state)
 			   NAME ": metrics.metrics_path: expected a string, got 3");
 }
 
+/* GET /vm/config's document loads back as a --config-file into the same configuration. */
+static void config_to_json_round_trip_same_config(void **state)
+{
+	static const char text[] =
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\", \"initrd_path\": \"/i\","
+		" \"boot_args\": \"console=ttyS0\"},"
+		" \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 256, \"smt\": true,"
+		" \"huge_pages\": \"2M\", \"track_dirty_pages\": true},"
+		" \"logger\": {\"level\": \"Debug\", \"log_path\": \"/l\", \"show_level\": true},"
+		" \"metrics\": {\"metrics_path\": \"/m\"}, \"serial\": {\"serial_out_path\": \"/s\"}}";
+	struct vm_config a, b;
+	char err[CONFIG_ERR_LEN];
+	json_t *doc;
+	char *dumped;
+
+	(void)state;
+	config_init(&a);
+	config_init(&b);
+	assert_int_equal(config_parse_text(&a, NAME, text, sizeof(text) - 1, err, sizeof(err)), 0);
+	doc = config_to_json(&a);
+	assert_non_null(doc);
+	dumped = json_dumps(doc, 0);
+	assert_int_equal(config_parse_text(&b, NAME, dumped, strlen(dumped), err, sizeof(err)), 0);
+	assert_string_equal(b.boot_source.kernel_image_path, "/k");
+	assert_string_equal(b.boot_source.initrd_path, "/i");
+	assert_string_equal(b.boot_source.boot_args, "console=ttyS0");
+	assert_int_equal(b.machine.vcpu_count, 4);
+	assert_int_equal(b.machine.mem_size_mib, 256);
+	assert_true(b.machine.smt);
+	assert_true(b.machine.track_dirty_pages);
+	assert_int_equal(b.machine.huge_pages, HUGE_PAGES_2M);
+	assert_int_equal(b.logger.level, LOG_DEBUG);
+	assert_string_equal(b.logger.log_path, "/l");
+	assert_true(b.logger.show_level);
+	assert_string_equal(b.metrics.metrics_path, "/m");
+	assert_string_equal(b.serial.serial_out_path, "/s");
+	free(dumped);
+	json_decref(doc);
+	config_free(&a);
+	config_free(&b);
+}
+
 static void config_parse_file_firecracker_drive_fails(void **state)
 {
 	char err[CONFIG_ERR_LEN] = "";
@@ -628,6 +670,7 @@ int main(void)
 		T(config_parse_text_unknown_field_fails),
 		T(config_parse_text_unsupported_section_fails),
 		T(config_parse_text_metrics_section_parses),
+		T(config_to_json_round_trip_same_config),
 		T(config_parse_file_firecracker_drive_fails),
 		T(config_parse_text_empty_lists_accepted),
 		T(config_parse_text_unsupported_options_fail),

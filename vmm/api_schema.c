@@ -1,5 +1,6 @@
 /* Loads the embedded Firecracker API spec, validates request bodies against it, routes paths. */
 #include "api_schema.h"
+#include "json_text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,8 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define DESCRIBE_LEN 64
-#define DESCRIBE_STRING_MAX 40
+#define DESCRIBE_LEN JSON_TEXT_DESCRIBE_LEN
 #define PATH_LEN 256
 #define ENUM_LIST_LEN 160
 /* Deeper than any chain of $ref/items/properties in the spec; stops a $ref cycle. */
@@ -36,72 +36,6 @@ static const struct {
 	{ "boolean", "a boolean", 1u << JSON_TRUE | 1u << JSON_FALSE },
 };
 
-/* Cuts a UTF-8 sequence left incomplete at the end of s (len bytes) by a truncation. */
-static void trim_partial_utf8(char *s, size_t len)
-{
-	size_t start = len;
-	size_t need;
-	unsigned char lead;
-
-	while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80 && len - start < 3)
-		start--;
-	if (start == 0)
-		return;
-	lead = (unsigned char)s[start - 1];
-	if (lead < 0xc0)
-		return;
-	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-	if (len - (start - 1) < need)
-		s[start - 1] = '\0';
-}
-
-/* Formats one line into err, truncated on a UTF-8 boundary, control characters made '?'. */
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		err[0] = '\0';
-		return;
-	}
-	if ((size_t)n >= errlen)
-		trim_partial_utf8(err, errlen - 1);
-	for (char *p = err; *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	}
-}
-
-/* A short description of v for messages: the value of a scalar, the type of a container. */
-static const char *describe(const json_t *v, char *buf, size_t len)
-{
-	size_t slen = json_string_length(v);
-
-	if (json_is_integer(v)) {
-		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	} else if (json_is_real(v)) {
-		snprintf(buf, len, "%g", json_real_value(v));
-		if (!strpbrk(buf, ".eEn"))
-			strncat(buf, ".0", len - strlen(buf) - 1);
-	} else if (json_is_string(v)) {
-		snprintf(buf, len, "\"%.*s", DESCRIBE_STRING_MAX, json_string_value(v));
-		if (slen > DESCRIBE_STRING_MAX)
-			trim_partial_utf8(buf, strlen(buf));
-		strncat(buf, slen > DESCRIBE_STRING_MAX ? "...\"" : "\"", len - strlen(buf) - 1);
-	} else {
-		return json_is_object(v) ? "an object" : json_is_array(v) ? "an array" :
-		       json_is_true(v)   ? "true" : json_is_false(v) ? "false" : "null";
-	}
-	return buf;
-}
-
 /* Reports a problem at path (the body itself when empty) as "<path>: <message>"; -EINVAL. */
 static int __attribute__((format(printf, 3, 4)))
 check_err(const struct check *c, const char *path, const char *fmt, ...)
@@ -112,7 +46,7 @@ check_err(const struct check *c, const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	set_err(c->err, c->errlen, "%s%s%s", path, path[0] ? ": " : "", msg);
+	json_text_set_err(c->err, c->errlen, "%s%s%s", path, path[0] ? ": " : "", msg);
 	return -EINVAL;
 }
 
@@ -136,7 +70,7 @@ static int check_type(const struct check *c, const char *type, const json_t *val
 		if (json_types[i].types & 1u << json_typeof(value))
 			return 0;
 		return check_err(c, path, "expected %s, got %s", json_types[i].phrase,
-				 describe(value, desc, sizeof(desc)));
+				 json_text_describe(value, desc, sizeof(desc)));
 	}
 	return check_err(c, path, "the spec's type \"%s\" is not supported", type);
 }
@@ -167,7 +101,7 @@ static int check_enum(const struct check *c, const json_t *schema, const json_t 
 	}
 	json_array_foreach(list, i, want) {
 		const char *name = json_is_string(want) ? json_string_value(want) :
-							  describe(want, desc, sizeof(desc));
+							  json_text_describe(want, desc, sizeof(desc));
 		int n = snprintf(allowed + used, sizeof(allowed) - used, "%s%s", i ? ", " : "",
 				 name);
 
@@ -175,7 +109,7 @@ static int check_enum(const struct check *c, const json_t *schema, const json_t 
 			break;
 		used += (size_t)n;
 	}
-	return check_err(c, path, "%s is not one of %s", describe(value, desc, sizeof(desc)),
+	return check_err(c, path, "%s is not one of %s", json_text_describe(value, desc, sizeof(desc)),
 			 allowed);
 }
 
@@ -206,13 +140,13 @@ static int check_bounds(const struct check *c, const json_t *schema, const char 
 	if (!(min && out_of_bound(value, min, -1)) && !(max && out_of_bound(value, max, 1)))
 		return 0;
 	if (min)
-		describe(min, d_min, sizeof(d_min));
+		json_text_describe(min, d_min, sizeof(d_min));
 	if (max)
-		describe(max, d_max, sizeof(d_max));
+		json_text_describe(max, d_max, sizeof(d_max));
 	return check_err(c, path, "expected %s %s%s%s%s, got %s", phrase,
 			 min ? (max ? "from " : "of at least ") : "of at most ", min ? d_min : "",
 			 min && max ? " to " : "", max ? d_max : "",
-			 describe(value, d_val, sizeof(d_val)));
+			 json_text_describe(value, d_val, sizeof(d_val)));
 }
 
 static bool is_required(const json_t *schema, const char *key)
@@ -328,12 +262,12 @@ int api_schema_validate(const struct api_schema *s, const char *definition, json
 	const json_t *schema = api_schema_definition(s, definition);
 
 	if (!schema) {
-		set_err(err, errlen, "the spec has no definition \"%s\"",
+		json_text_set_err(err, errlen, "the spec has no definition \"%s\"",
 			definition ? definition : "(null)");
 		return -ENOENT;
 	}
 	if (!value) {
-		set_err(err, errlen, "missing request body");
+		json_text_set_err(err, errlen, "missing request body");
 		return -EINVAL;
 	}
 	return validate_value(&c, schema, value, "", 0);
@@ -393,27 +327,27 @@ int api_schema_load(struct api_schema *s, char *err, size_t errlen)
 	memset(s, 0, sizeof(*s));
 	s->root = json_loads(api_spec_data, JSON_REJECT_DUPLICATES, &jerr);
 	if (!s->root) {
-		set_err(err, errlen, "api spec: line %d: %s", jerr.line, jerr.text);
+		json_text_set_err(err, errlen, "api spec: line %d: %s", jerr.line, jerr.text);
 		return -EINVAL;
 	}
 	s->version = schema_string(s->root, "version");
 	s->definitions = json_object_get(s->root, "definitions");
 	routes = json_object_get(s->root, "routes");
 	if (!s->version || !json_is_object(s->definitions) || !json_is_array(routes)) {
-		set_err(err, errlen, "api spec: expected version, definitions and routes");
+		json_text_set_err(err, errlen, "api spec: expected version, definitions and routes");
 		r = -EINVAL;
 		goto err_free;
 	}
 	s->routes = calloc(json_array_size(routes) + 1, sizeof(*s->routes));
 	if (!s->routes) {
-		set_err(err, errlen, "api spec: out of memory");
+		json_text_set_err(err, errlen, "api spec: out of memory");
 		r = -ENOMEM;
 		goto err_free;
 	}
 	json_array_foreach(routes, i, obj) {
 		r = load_route(s, i, obj);
 		if (r) {
-			set_err(err, errlen, "api spec: route %zu is malformed", i);
+			json_text_set_err(err, errlen, "api spec: route %zu is malformed", i);
 			goto err_free;
 		}
 	}

@@ -1,5 +1,6 @@
 /* Host capability probe for GET /capabilities: cheap, unprivileged, works without /dev/kvm. */
 #include "capabilities.h"
+#include "kvm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,24 +37,6 @@ struct uffdio_poison {
 #endif
 
 #define ERR_LEN 192
-
-struct cap {
-	int id;
-	const char *name;
-};
-
-#define CAP(x) { x, #x }
-
-/* What kvm_open requires (keep in step with vmm/kvm.c), plus KVM_CAP_IMMEDIATE_EXIT. */
-static const struct cap wanted_caps[] = {
-	CAP(KVM_CAP_IRQCHIP),        CAP(KVM_CAP_HLT),          CAP(KVM_CAP_USER_MEMORY),
-	CAP(KVM_CAP_SET_TSS_ADDR),   CAP(KVM_CAP_EXT_CPUID),    CAP(KVM_CAP_PIT2),
-	CAP(KVM_CAP_IRQ_ROUTING),    CAP(KVM_CAP_IRQFD),        CAP(KVM_CAP_IOEVENTFD),
-	CAP(KVM_CAP_MP_STATE),       CAP(KVM_CAP_SET_IDENTITY_MAP_ADDR),
-	CAP(KVM_CAP_ADJUST_CLOCK),   CAP(KVM_CAP_XSAVE),        CAP(KVM_CAP_XCRS),
-	CAP(KVM_CAP_VCPU_EVENTS),    CAP(KVM_CAP_DEBUGREGS),    CAP(KVM_CAP_PIT_STATE2),
-	CAP(KVM_CAP_MCE),            CAP(KVM_CAP_IMMEDIATE_EXIT),
-};
 
 struct uffd_report {
 	bool available;
@@ -121,6 +104,7 @@ static int cpuinfo_has_virt(const char *path)
 
 static json_t *kvm_report(const char *path, bool hw_virt)
 {
+	const char *missing;
 	char err[ERR_LEN] = "";
 	bool ok = false;
 	int fd, version = -1;
@@ -140,12 +124,10 @@ static json_t *kvm_report(const char *path, bool hw_virt)
 			 version, KVM_API_VERSION);
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof(wanted_caps) / sizeof(wanted_caps[0]); i++) {
-		if (ioctl(fd, KVM_CHECK_EXTENSION, wanted_caps[i].id) <= 0) {
-			snprintf(err, sizeof(err), "KVM lacks a capability kiln needs: %s",
-				 wanted_caps[i].name);
-			goto out;
-		}
+	missing = kvm_missing_cap(fd);
+	if (missing) {
+		snprintf(err, sizeof(err), "KVM lacks a capability kiln needs: %s", missing);
+		goto out;
 	}
 	ok = true;
 out:

@@ -1,5 +1,6 @@
 /* Parses Firecracker's --config-file JSON into struct vm_config, one function per section. */
 #include "config.h"
+#include "json_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +14,8 @@
 #include <unistd.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024)
-#define DESCRIBE_LEN 64
+#define DESCRIBE_LEN JSON_TEXT_DESCRIBE_LEN
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define DESCRIBE_STRING_MAX 40
 
 enum field_flags {
 	FIELD_REQUIRED = 1 << 0,
@@ -48,88 +48,6 @@ static const struct {
 	{ "Debug", LOG_DEBUG }, { "Trace", LOG_TRACE },     { "Off", LOG_OFF },
 };
 
-/* Cuts a UTF-8 sequence left incomplete at the end of s (len bytes) by a truncation. */
-static void trim_partial_utf8(char *s, size_t len)
-{
-	size_t start = len;
-	size_t need;
-	unsigned char lead;
-
-	while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80 && len - start < 3)
-		start--;
-	if (start == 0)
-		return;
-	lead = (unsigned char)s[start - 1];
-	if (lead < 0xc0)
-		return;
-	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-	if (len - (start - 1) < need)
-		s[start - 1] = '\0';
-}
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		err[0] = '\0';
-		return;
-	}
-	if ((size_t)n >= errlen)
-		trim_partial_utf8(err, errlen - 1);
-	for (char *p = err; *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	}
-}
-
-/* A short description of v for messages: the value of a scalar, the type of a container. */
-static const char *describe(const json_t *v, char *buf, size_t len)
-{
-	const char *s;
-	size_t slen;
-
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_TRUE:
-		return "true";
-	case JSON_FALSE:
-		return "false";
-	case JSON_NULL:
-		return "null";
-	case JSON_INTEGER:
-		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return buf;
-	case JSON_REAL:
-		snprintf(buf, len, "%g", json_real_value(v));
-		if (!strpbrk(buf, ".eEn"))
-			strncat(buf, ".0", len - strlen(buf) - 1);
-		return buf;
-	case JSON_STRING:
-		s = json_string_value(v);
-		slen = json_string_length(v);
-		if (slen <= DESCRIBE_STRING_MAX) {
-			snprintf(buf, len, "\"%s\"", s);
-		} else {
-			snprintf(buf, len, "\"%.*s", DESCRIBE_STRING_MAX, s);
-			trim_partial_utf8(buf, strlen(buf));
-			strncat(buf, "...\"", len - strlen(buf) - 1);
-		}
-		return buf;
-	}
-	return "an unknown JSON value";
-}
-
 /* Reports a problem with key as "<where>.<key>: <message>"; returns -EINVAL. */
 static int __attribute__((format(printf, 3, 4)))
 field_err(const struct section *s, const char *key, const char *fmt, ...)
@@ -140,7 +58,7 @@ field_err(const struct section *s, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	set_err(s->err, s->errlen, "%s.%s: %s", s->where, key, msg);
+	json_text_set_err(s->err, s->errlen, "%s.%s: %s", s->where, key, msg);
 	return -EINVAL;
 }
 
@@ -160,8 +78,8 @@ static int check_object(const struct section *s, const char *const *known)
 	json_t *v;
 
 	if (!json_is_object(s->obj)) {
-		set_err(s->err, s->errlen, "%s: expected an object, got %s", s->where,
-			describe(s->obj, desc, sizeof(desc)));
+		json_text_set_err(s->err, s->errlen, "%s: expected an object, got %s", s->where,
+			json_text_describe(s->obj, desc, sizeof(desc)));
 		return -EINVAL;
 	}
 	json_object_foreach(s->obj, key, v) {
@@ -170,7 +88,7 @@ static int check_object(const struct section *s, const char *const *known)
 		while (*k && strcmp(*k, key))
 			k++;
 		if (!*k) {
-			set_err(s->err, s->errlen, "%s: unknown field \"%s\"", s->where, key);
+			json_text_set_err(s->err, s->errlen, "%s: unknown field \"%s\"", s->where, key);
 			return -EINVAL;
 		}
 	}
@@ -198,7 +116,7 @@ static int get_string(const struct section *s, const char *key, unsigned flags, 
 		return 0;
 	if (!json_is_string(v))
 		return field_err(s, key, "expected a string, got %s",
-				 describe(v, desc, sizeof(desc)));
+				 json_text_describe(v, desc, sizeof(desc)));
 	if ((flags & FIELD_NONEMPTY) && json_string_length(v) == 0)
 		return field_err(s, key, "expected a non-empty string");
 	*out = strdup(json_string_value(v));
@@ -219,7 +137,7 @@ static int get_u32(const struct section *s, const char *key, uint32_t lo, uint32
 	if (!json_is_integer(v) || n < lo || n > hi)
 		return field_err(s, key,
 				 "expected an integer from %" PRIu32 " to %" PRIu32 ", got %s", lo,
-				 hi, describe(v, desc, sizeof(desc)));
+				 hi, json_text_describe(v, desc, sizeof(desc)));
 	*out = (uint32_t)n;
 	return 0;
 }
@@ -234,7 +152,7 @@ static int get_bool(const struct section *s, const char *key, bool *out)
 		return 0;
 	if (!json_is_boolean(v))
 		return field_err(s, key, "expected true or false, got %s",
-				 describe(v, desc, sizeof(desc)));
+				 json_text_describe(v, desc, sizeof(desc)));
 	*out = json_is_true(v);
 	return 0;
 }
@@ -298,7 +216,7 @@ static int parse_huge_pages(const struct section *s, enum huge_pages *out)
 	if (name && !strcmp(name, "Transparent"))
 		return field_err(s, "huge_pages", "\"Transparent\" is not supported by kiln yet");
 	return field_err(s, "huge_pages", "expected \"None\" or \"2M\", got %s",
-			 describe(v, desc, sizeof(desc)));
+			 json_text_describe(v, desc, sizeof(desc)));
 }
 
 /* kiln applies no CPU template: only "None" (Firecracker's default) is accepted. */
@@ -320,7 +238,7 @@ static int check_cpu_template(const struct section *s)
 					 name);
 	}
 	return field_err(s, "cpu_template", "expected \"None\", got %s",
-			 describe(v, desc, sizeof(desc)));
+			 json_text_describe(v, desc, sizeof(desc)));
 }
 
 int config_parse_machine_config(struct machine_config *out, json_t *obj, const char *where,
@@ -383,7 +301,7 @@ int config_parse_logger(struct logger_config *out, json_t *obj, const char *wher
 	    (!json_is_string(level) || config_log_level_parse(json_string_value(level), &lc.level)))
 		return field_err(&s, "level",
 				 "expected one of Error, Warning, Info, Debug, Trace, Off, got %s",
-				 describe(level, desc, sizeof(desc)));
+				 json_text_describe(level, desc, sizeof(desc)));
 	rc = get_bool(&s, "show_level", &lc.show_level);
 	if (!rc)
 		rc = get_bool(&s, "show_log_origin", &lc.show_log_origin);
@@ -466,7 +384,7 @@ static int check_unsupported(const char *name, const char *key, json_t *v, bool 
 		if (json_is_null(v) ||
 		    (unsupported_sections[i].is_list && json_is_array(v) && !json_array_size(v)))
 			return 0;
-		set_err(err, errlen, "%s: %s: not supported by kiln yet", name, key);
+		json_text_set_err(err, errlen, "%s: %s: not supported by kiln yet", name, key);
 		return -EINVAL;
 	}
 	*known = false;
@@ -507,7 +425,7 @@ static int parse_top_key(struct vm_config *tmp, bool *has_serial, const char *na
 	rc = check_unsupported(name, key, v, &known, err, errlen);
 	if (rc || known)
 		return rc;
-	set_err(err, errlen, "%s: unknown key \"%s\"", name, key);
+	json_text_set_err(err, errlen, "%s: unknown key \"%s\"", name, key);
 	return -EINVAL;
 }
 
@@ -552,16 +470,16 @@ int config_parse_text(struct vm_config *cfg, const char *name, const char *text,
 	root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		if (json_error_code(&jerr) == json_error_out_of_memory) {
-			set_err(err, errlen, "%s: out of memory parsing JSON", name);
+			json_text_set_err(err, errlen, "%s: out of memory parsing JSON", name);
 			return -ENOMEM;
 		}
-		set_err(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column,
+		json_text_set_err(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column,
 			jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
-		set_err(err, errlen, "%s: expected a JSON object at the top level, got %s", name,
-			describe(root, desc, sizeof(desc)));
+		json_text_set_err(err, errlen, "%s: expected a JSON object at the top level, got %s", name,
+			json_text_describe(root, desc, sizeof(desc)));
 		json_decref(root);
 		return -EINVAL;
 	}
@@ -634,12 +552,12 @@ int config_parse_file(struct vm_config *cfg, const char *path, char *err, size_t
 
 	rc = read_whole(path, &text, &len);
 	if (rc == -EFBIG) {
-		set_err(err, errlen, "%s: larger than the %d MiB limit for a config file", path,
+		json_text_set_err(err, errlen, "%s: larger than the %d MiB limit for a config file", path,
 			CONFIG_FILE_MAX >> 20);
 		return rc;
 	}
 	if (rc) {
-		set_err(err, errlen, "%s: cannot read: %s", path,
+		json_text_set_err(err, errlen, "%s: cannot read: %s", path,
 			strerror_r(-rc, msg, sizeof(msg)));
 		return rc;
 	}
@@ -651,20 +569,20 @@ int config_parse_file(struct vm_config *cfg, const char *path, char *err, size_t
 int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->has_boot_source || !cfg->boot_source.kernel_image_path) {
-		set_err(err, errlen, "boot-source: required section missing");
+		json_text_set_err(err, errlen, "boot-source: required section missing");
 		return -EINVAL;
 	}
 	if (json_array_size(cfg->drives) > 0) {
-		set_err(err, errlen, "drives: virtio-block devices are not supported by kiln yet");
+		json_text_set_err(err, errlen, "drives: virtio-block devices are not supported by kiln yet");
 		return -EINVAL;
 	}
 	if (json_array_size(cfg->network_interfaces) > 0) {
-		set_err(err, errlen,
+		json_text_set_err(err, errlen,
 			"network-interfaces: virtio-net devices are not supported by kiln yet");
 		return -EINVAL;
 	}
 	if (cfg->vsock) {
-		set_err(err, errlen, "vsock: virtio-vsock devices are not supported by kiln yet");
+		json_text_set_err(err, errlen, "vsock: virtio-vsock devices are not supported by kiln yet");
 		return -EINVAL;
 	}
 	return 0;

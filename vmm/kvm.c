@@ -27,8 +27,17 @@ static const struct cap required_caps[] = {
 	CAP(KVM_CAP_MCE),
 };
 
+const char *kvm_missing_cap(int kvm_fd)
+{
+	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++)
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].id) <= 0)
+			return required_caps[i].name;
+	return NULL;
+}
+
 int kvm_open(void)
 {
+	const char *missing;
 	int fd, version, err;
 
 	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -50,12 +59,11 @@ int kvm_open(void)
 		close(fd);
 		return -ENOTSUP;
 	}
-	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].id) <= 0) {
-			log_error("KVM lacks a capability kiln needs: %s", required_caps[i].name);
-			close(fd);
-			return -ENOTSUP;
-		}
+	missing = kvm_missing_cap(fd);
+	if (missing) {
+		log_error("KVM lacks a capability kiln needs: %s", missing);
+		close(fd);
+		return -ENOTSUP;
 	}
 	return fd;
 }

@@ -38,8 +38,8 @@ struct api_server {
 /*
  * Serves listen_fd (a bound, listening socket; the server closes it on stop) on a new thread.
  * Bodies over max_payload bytes get 400 and the connection is closed; at most
- * API_SERVER_MAX_CONNECTIONS connections are open at once (more are closed on accept), and a
- * connection idle for API_SERVER_IDLE_TIMEOUT_S is dropped. Returns 0 or -errno.
+ * API_SERVER_MAX_CONNECTIONS connections are served at once (more wait in the listen queue),
+ * and a connection idle for API_SERVER_IDLE_TIMEOUT_S is dropped. Returns 0 or -errno.
  */
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
 		     void *opaque) __attribute__((warn_unused_result));

@@ -27,8 +27,20 @@ char *api_fault_body(const char *msg)
 	json_t *o = json_pack("{s:s}", "fault_message", msg);
 	char *text;
 
-	if (!o)
-		return NULL;
+	if (!o) {
+		/* The message quotes input that is not UTF-8: keep its ASCII, '?' for the rest. */
+		char *ascii = strdup(msg);
+
+		if (!ascii)
+			return NULL;
+		for (char *p = ascii; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		o = json_pack("{s:s}", "fault_message", ascii);
+		free(ascii);
+		if (!o)
+			return NULL;
+	}
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;

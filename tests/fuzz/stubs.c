@@ -1,0 +1,95 @@
+/*
+ * Stand-ins, for the fuzz target only, for what a process that never runs a VM cannot reach:
+ * vm.c (and through it kvm.c, vcpu.c, memory.c, the loader and the devices), and the host
+ * probe behind GET /capabilities. Nothing here opens /dev/kvm, so no input can start a VM.
+ */
+#include <errno.h>
+
+#include <jansson.h>
+
+#include "capabilities.h"
+#include "log.h"
+#include "vm.h"
+
+/*
+ * InstanceStart reaches this after kiln's own checks (boot-source present, no drives or
+ * network interfaces, kernel and initrd readable): fail the way a host without KVM does.
+ */
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
+	     struct metrics *metrics, bool boot_timer)
+{
+	(void)vm;
+	(void)cfg;
+	(void)loop;
+	(void)metrics;
+	(void)boot_timer;
+	log_error("KVM: not available to the fuzz target");
+	return -ENODEV;
+}
+
+/* Everything below needs a VM that vm_build made: with the stub above, none ever exists. */
+
+int vm_start(struct vm *vm)
+{
+	(void)vm;
+	__builtin_trap();
+}
+
+int vm_stop(struct vm *vm)
+{
+	(void)vm;
+	__builtin_trap();
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms)
+{
+	(void)vm;
+	(void)timeout_ms;
+	__builtin_trap();
+}
+
+void vm_resume(struct vm *vm)
+{
+	(void)vm;
+	__builtin_trap();
+}
+
+int vm_send_ctrl_alt_del(struct vm *vm)
+{
+	(void)vm;
+	__builtin_trap();
+}
+
+void vm_destroy(struct vm *vm)
+{
+	(void)vm;
+	__builtin_trap();
+}
+
+void vm_request_exit(struct vm *vm, int code)
+{
+	(void)vm;
+	(void)code;
+	__builtin_trap();
+}
+
+/*
+ * GET /capabilities: the real probe reads no input, takes milliseconds and differs between
+ * hosts (tests/unit/test_capabilities.c covers it); the API only passes its object on. This is
+ * a fixed answer of the same shape, as on a host without KVM or userfaultfd.
+ */
+json_t *capabilities_probe(const struct capabilities_paths *paths)
+{
+	(void)paths;
+	return json_pack("{s:{s:b, s:n, s:s, s:b, s:n}, s:{s:b, s:s, s:I, s:n}, s:b, s:n,"
+			 " s:{s:n, s:n}, s:I, s:b, s:s, s:b}",
+			 "kvm", "available", 0, "api_version", "error",
+			 "/dev/kvm: not probed by the fuzz target", "hardware_virtualization", 0,
+			 "warning",
+			 "uffd", "available", 0, "error", "not probed by the fuzz target",
+			 "features", (json_int_t)0, "copy_probe_error",
+			 "uffd_poison", 0, "uffd_copy_refuses_poison",
+			 "hugepages_2m", "total", "free",
+			 "hugepages_2m_free", (json_int_t)0, "memory_failure", 0,
+			 "kernel_release", "fuzz", "memfd_hugetlb", 0);
+}

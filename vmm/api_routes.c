@@ -107,8 +107,13 @@ static void put_machine_config(struct vmm *m, struct api *a, struct api_call *c)
 static void patch_machine_config(struct vmm *m, struct api *a, struct api_call *c)
 {
 	char err[API_SCHEMA_ERR_LEN];
-	json_t *merged = config_machine_config_json(&m->cfg.machine);
+	json_t *merged;
 
+	if (!json_is_object(c->body)) {
+		api_reply_fault(&c->reply, "machine-config: expected a JSON object");
+		return;
+	}
+	merged = config_machine_config_json(&m->cfg.machine);
 	if (!merged || json_object_update(merged, c->body) < 0) {
 		json_decref(merged);
 		api_reply_fault(&c->reply, "out of memory");
@@ -131,6 +136,12 @@ static void put_device_entry(struct api_call *c, json_t **list, const char *id_f
 	size_t i;
 	json_t *e;
 
+	/* Firecracker's rule for ids: letters, digits and '_'. */
+	if (!c->param[0] || strspn(c->param, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					    "0123456789_") != strlen(c->param)) {
+		api_reply_fault(&c->reply, "%s: use letters, digits and '_' only", id_field);
+		return;
+	}
 	if (!id || strcmp(id, c->param) != 0) {
 		api_reply_fault(&c->reply, "%s \"%s\" in the body does not match \"%s\" in the path",
 				id_field, id ? id : "", c->param);

@@ -46,7 +46,7 @@
 /* An exchange not over by then is a hang: the server sees every byte and EOF at once. */
 #define FUZZ_REPLY_TIMEOUT_MS 3000
 /* Silence, with every byte taken by the server: it waits for the rest of a request. */
-#define FUZZ_QUIET_MS 2
+#define FUZZ_QUIET_MS 1
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -26,6 +26,22 @@ static bool booted(const struct vmm *m)
 	return m->vm != NULL;
 }
 
+/* Refuses, with Firecracker's messages, a request made at the wrong time; true if refused. */
+static bool refuse_when(const struct vmm *m, struct api_call *c, enum when when)
+{
+	if (when == PRE_BOOT && booted(m)) {
+		api_reply_fault(&c->reply, "The requested operation is not supported after "
+					   "starting the microVM.");
+		return true;
+	}
+	if (when == POST_BOOT && !booted(m)) {
+		api_reply_fault(&c->reply, "The requested operation is not supported before "
+					   "starting the microVM.");
+		return true;
+	}
+	return false;
+}
+
 static const char *state_name(const struct vmm *m)
 {
 	if (!m->vm)
@@ -258,11 +274,8 @@ static void put_actions(struct vmm *m, struct api *a, struct api_call *c)
 
 	(void)a;
 	if (!strcmp(action, "InstanceStart")) {
-		if (booted(m)) {
-			api_reply_fault(&c->reply, "The requested operation is not supported after "
-						   "starting the microVM.");
+		if (refuse_when(m, c, PRE_BOOT))
 			return;
-		}
 		if (vmm_start_vm(m, err, sizeof(err)) < 0) {
 			log_error("InstanceStart: %s", err);
 			api_reply_fault(&c->reply, "InstanceStart: %s", err);
@@ -270,11 +283,8 @@ static void put_actions(struct vmm *m, struct api *a, struct api_call *c)
 		}
 		ok(c);
 	} else if (!strcmp(action, "SendCtrlAltDel")) {
-		if (!booted(m)) {
-			api_reply_fault(&c->reply, "The requested operation is not supported before "
-						   "starting the microVM.");
+		if (refuse_when(m, c, POST_BOOT))
 			return;
-		}
 		ret = vm_send_ctrl_alt_del(m->vm);
 		if (ret < 0)
 			api_reply_fault(&c->reply, "SendCtrlAltDel: the guest's keyboard buffer is "
@@ -417,17 +427,8 @@ static void dispatch(struct vmm *m, struct api *a, struct api_call *c)
 
 		if (strcmp(h->method, r->method) != 0 || strcmp(h->path, r->path) != 0)
 			continue;
-		if (h->when == PRE_BOOT && booted(m)) {
-			api_reply_fault(&c->reply, "The requested operation is not supported after "
-						   "starting the microVM.");
-			return;
-		}
-		if (h->when == POST_BOOT && !booted(m)) {
-			api_reply_fault(&c->reply, "The requested operation is not supported before "
-						   "starting the microVM.");
-			return;
-		}
-		h->fn(m, a, c);
+		if (!refuse_when(m, c, h->when))
+			h->fn(m, a, c);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {

@@ -235,17 +235,13 @@ int main(int argc, char **argv)
 		return VM_EXIT_BAD_CONFIG;
 	}
 	if (opts.metrics_path || m.cfg.metrics.metrics_path) {
-		char *path = strdup(opts.metrics_path ? opts.metrics_path : m.cfg.metrics.metrics_path);
-
-		free(m.cfg.metrics.metrics_path);
-		m.cfg.metrics.metrics_path = NULL;
-		if (!path || vmm_set_metrics_path(&m, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "kiln: %s\n", path ? err : "out of memory");
-			free(path);
+		if (vmm_set_metrics_path(&m, opts.metrics_path ? opts.metrics_path
+							       : m.cfg.metrics.metrics_path,
+					 err, sizeof(err)) < 0) {
+			fprintf(stderr, "kiln: %s\n", err);
 			vmm_destroy(&m);
 			return VM_EXIT_BAD_CONFIG;
 		}
-		free(path);
 	}
 	if (opts.api_sock) {
 		/* The socket first: clients wait for it, and it needs no KVM. */

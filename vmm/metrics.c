@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,32 +345,14 @@ json_t *metrics_snapshot(struct metrics *m, uint64_t now_ms, bool reset)
 	return root;
 }
 
-/*
- * write(2) that never raises SIGPIPE: the signal a write to a pipe without reader sends to this
- * thread is blocked around the call and, unless one was pending already, consumed.
- */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+/* write(2), retried when a signal interrupts it. */
+static ssize_t write_retry(int fd, const void *buf, size_t len)
 {
-	static const struct timespec zero = {0, 0};
-	sigset_t pipe_set, old, pending;
-	bool was_pending;
 	ssize_t n;
-	int saved;
 
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigpending(&pending);
-	was_pending = sigismember(&pending, SIGPIPE) == 1;
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
 	do
 		n = write(fd, buf, len);
 	while (n < 0 && errno == EINTR);
-	saved = errno;
-	if (n < 0 && saved == EPIPE && !was_pending)
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = saved;
 	return n;
 }
 
@@ -387,7 +368,7 @@ static int pending_drain(struct metrics *m)
 
 	if (!m->pending)
 		return 0;
-	n = write_nosigpipe(m->fd, m->pending, m->pending_len);
+	n = write_retry(m->fd, m->pending, m->pending_len);
 	if (n < 0) {
 		rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		if (rc != -EAGAIN) {
@@ -413,7 +394,7 @@ static int pending_drain(struct metrics *m)
  */
 static int line_write(struct metrics *m, char *line, size_t len)
 {
-	ssize_t n = write_nosigpipe(m->fd, line, len);
+	ssize_t n = write_retry(m->fd, line, len);
 	int rc = 0;
 
 	if (n < 0) {

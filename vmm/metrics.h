@@ -301,8 +301,9 @@ json_t *metrics_snapshot(struct metrics *m, uint64_t now_ms, bool reset);
  * does nothing and returns 0: counters keep adding up. A line the output has no room for is
  * dropped and counted in logger.missed_metrics_count (-EAGAIN); a line taken only in part is
  * finished at the next flush, before anything else is written. Other write errors count in
- * logger.metrics_fails and return -errno; a reader gone from a pipe gives -EPIPE, never a
- * SIGPIPE. Deltas of a dropped line are lost.
+ * logger.metrics_fails and return -errno. A named pipe is held open for reading too, so a
+ * reader that goes away is no EPIPE: lines wait in the pipe, then are dropped. Deltas of a
+ * dropped line are lost.
  */
 int metrics_flush(struct metrics *m, uint64_t now_ms);
 

@@ -448,10 +448,7 @@ int vm_start(struct vm *vm)
 int vm_stop(struct vm *vm)
 {
 	vm_request_exit(vm, VM_EXIT_OK);
-	pthread_mutex_lock(&vm->pause_lock);
-	atomic_store(&vm->pause_requested, false);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
+	vm_resume(vm); /* parked vCPUs wake, see the VM stopping and end */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)

@@ -48,8 +48,7 @@ static void on_metrics_timer(void *opaque, int fd, uint32_t events)
 	(void)events;
 	if (read(fd, &n, sizeof(n)) < 0)
 		return;
-	if (m->cfg.metrics.metrics_path)
-		(void)metrics_flush(&m->metrics, utc_ms());
+	vmm_flush_metrics(m);
 }
 
 int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errlen)
@@ -60,7 +59,7 @@ int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errl
 	ret = metrics_set_output(&m->metrics, path, err, errlen);
 	if (ret < 0)
 		return ret;
-	copy = strdup(path);
+	copy = strdup(path); /* before the free: path may be the configuration's own string */
 	if (!copy) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -232,8 +231,7 @@ void vmm_destroy(struct vmm *m)
 	if (m->metrics_timer_fd >= 0)
 		close(m->metrics_timer_fd);
 	m->metrics_timer_fd = -1;
-	if (m->cfg.metrics.metrics_path)
-		(void)metrics_flush(&m->metrics, utc_ms()); /* the last counts, as Firecracker does */
+	vmm_flush_metrics(m); /* the last counts, as Firecracker does */
 	metrics_destroy(&m->metrics);
 	config_free(&m->cfg);
 }

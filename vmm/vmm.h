@@ -59,8 +59,11 @@ int vmm_run(struct vmm *m);
 int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Writes one metrics line now (FlushMetrics). -ENODATA when no output is configured. */
-int vmm_flush_metrics(struct vmm *m) __attribute__((warn_unused_result));
+/*
+ * Writes one metrics line now. -ENODATA when no output is configured; a failed write is also
+ * counted in the metrics' logger group, so callers without anyone to tell may ignore it.
+ */
+int vmm_flush_metrics(struct vmm *m);
 
 /* Frees the VM, the configuration and the loop. */
 void vmm_destroy(struct vmm *m);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "device_config.h"
 #include "log.h"
 #include "vmm.h"
 
@@ -143,12 +144,40 @@ static void patch_machine_config(struct vmm *m, struct api *a, struct api_call *
 }
 
 /*
- * PUT /drives/{drive_id} and /network-interfaces/{iface_id}: the body's id must be the path's;
- * the entry replaces the one with the same id or is appended.
+ * Puts candidate (a new reference) in the device section *slot if the configuration with it
+ * passes config_check_devices (ids, TAP names and MACs unique, one root device, room for it);
+ * else the section keeps its old value and the reply is a 400 naming the entry and field.
  */
-static void put_device_entry(struct api_call *c, json_t **list, const char *id_field)
+static void set_device_section(struct vmm *m, struct api_call *c, json_t **slot,
+			       json_t *candidate)
+{
+	char err[CONFIG_ERR_LEN];
+	json_t *old = *slot;
+
+	if (!candidate) {
+		api_reply_fault(&c->reply, "out of memory");
+		return;
+	}
+	*slot = candidate;
+	if (config_check_devices(&m->cfg, err, sizeof(err)) < 0) {
+		*slot = old;
+		json_decref(candidate);
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	json_decref(old);
+	ok(c);
+}
+
+/*
+ * PUT /drives/{drive_id} and /network-interfaces/{iface_id}, with a body its parser accepted:
+ * the body's id must be the path's; the entry replaces the one with the same id or is appended.
+ */
+static void put_device_entry(struct vmm *m, struct api_call *c, json_t **list,
+			     const char *id_field)
 {
 	const char *id = json_string_value(json_object_get(c->body, id_field));
+	json_t *candidate;
 	size_t i;
 	json_t *e;
 
@@ -163,49 +192,83 @@ static void put_device_entry(struct api_call *c, json_t **list, const char *id_f
 				id_field, id ? id : "", c->param);
 		return;
 	}
-	if (!*list && !(*list = json_array())) {
-		api_reply_fault(&c->reply, "out of memory");
-		return;
+	candidate = *list ? json_copy(*list) : json_array(); /* the entries are shared */
+	json_array_foreach(candidate, i, e) {
+		if (!strcmp(json_string_value(json_object_get(e, id_field)), id))
+			break;
 	}
-	json_array_foreach(*list, i, e) {
-		if (!strcmp(json_string_value(json_object_get(e, id_field)), id)) {
-			json_array_set(*list, i, c->body);
-			ok(c);
-			return;
-		}
+	if (candidate && (i < json_array_size(candidate)
+				  ? json_array_set(candidate, i, c->body)
+				  : json_array_append(candidate, c->body)) < 0) {
+		json_decref(candidate);
+		candidate = NULL;
 	}
-	json_array_append(*list, c->body);
-	ok(c);
+	set_device_section(m, c, list, candidate);
 }
 
 static void put_drive(struct vmm *m, struct api *a, struct api_call *c)
 {
+	struct drive_config d = { 0 };
+	char err[CONFIG_ERR_LEN];
+
 	(void)a;
-	put_device_entry(c, &m->cfg.drives, "drive_id");
+	if (config_parse_drive(&d, c->body, "drives", err, sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	config_drive_free(&d);
+	put_device_entry(m, c, &m->cfg.drives, "drive_id");
 }
 
 static void put_network_interface(struct vmm *m, struct api *a, struct api_call *c)
 {
+	struct net_config n = { 0 };
+	char err[CONFIG_ERR_LEN];
+
 	(void)a;
-	put_device_entry(c, &m->cfg.network_interfaces, "iface_id");
+	if (config_parse_net(&n, c->body, "network-interfaces", err, sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	config_net_free(&n);
+	put_device_entry(m, c, &m->cfg.network_interfaces, "iface_id");
 }
 
 static void put_vsock(struct vmm *m, struct api *a, struct api_call *c)
 {
+	struct vsock_config v = { 0 };
+	char err[CONFIG_ERR_LEN];
+
 	(void)a;
-	json_decref(m->cfg.vsock);
-	m->cfg.vsock = json_incref(c->body);
-	ok(c);
+	if (config_parse_vsock(&v, c->body, "vsock", err, sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	config_vsock_free(&v);
+	set_device_section(m, c, &m->cfg.vsock, json_incref(c->body));
 }
 
-/* Post-boot device updates: kiln has no block or net devices yet, so nothing to update. */
+static void put_entropy(struct vmm *m, struct api *a, struct api_call *c)
+{
+	struct entropy_config r;
+	char err[CONFIG_ERR_LEN];
+
+	(void)a;
+	if (config_parse_entropy(&r, c->body, "entropy", err, sizeof(err)) < 0) {
+		api_reply_fault(&c->reply, "%s", err);
+		return;
+	}
+	set_device_section(m, c, &m->cfg.entropy, json_incref(c->body));
+}
+
+/* Post-boot device updates (a new backing file, rate limiters): none implemented yet. */
 static void patch_device(struct vmm *m, struct api *a, struct api_call *c)
 {
 	(void)m;
 	(void)a;
-	api_reply_fault(&c->reply, "%s \"%s\": kiln has no such device (virtio-%s is not supported "
-			"by kiln yet)", strstr(c->route->path, "drives") ? "drive" : "network interface",
-			c->param, strstr(c->route->path, "drives") ? "block" : "net");
+	api_reply_fault(&c->reply,
+			"%s \"%s\": updating a device after boot is not supported by kiln yet",
+			strstr(c->route->path, "drives") ? "drive" : "network interface", c->param);
 }
 
 static void put_serial(struct vmm *m, struct api *a, struct api_call *c)
@@ -343,6 +406,7 @@ static const struct route_handler handlers[] = {
 	{ "PUT", "/network-interfaces/{iface_id}", PRE_BOOT, put_network_interface },
 	{ "PATCH", "/network-interfaces/{iface_id}", POST_BOOT, patch_device },
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
+	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
 	{ "PUT", "/serial", PRE_BOOT, put_serial },
 	{ "PUT", "/logger", ANY_TIME, put_logger },
 	{ "PUT", "/metrics", ANY_TIME, put_metrics },
@@ -356,7 +420,6 @@ static const struct {
 	{ "/cpu-config", "custom CPU templates are" },
 	{ "/pmem", "virtio-pmem devices are" },
 	{ "/mmds", "the microVM metadata service (MMDS) is" },
-	{ "/entropy", "the virtio-rng device is" },
 	{ "/hotplug", "memory hotplug is" },
 	{ "/snapshot", "snapshots are" },
 };

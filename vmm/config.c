@@ -1,5 +1,6 @@
 /* Parses Firecracker's --config-file JSON into struct vm_config, one function per section. */
 #include "config.h"
+#include "device_config.h"
 #include "json_text.h"
 
 #include <errno.h>
@@ -35,9 +36,8 @@ static const struct {
 	const char *name;
 	bool is_list;
 } unsupported_sections[] = {
-	{ "drives", true },          { "network-interfaces", true }, { "pmem", true },
-	{ "vsock", false },          { "balloon", false },           { "entropy", false },
-	{ "mmds-config", false },    { "cpu-config", false },        { "memory-hotplug", false },
+	{ "pmem", true },        { "balloon", false },        { "mmds-config", false },
+	{ "cpu-config", false }, { "memory-hotplug", false },
 };
 
 static const struct {
@@ -370,6 +370,7 @@ void config_free(struct vm_config *cfg)
 	json_decref(cfg->drives);
 	json_decref(cfg->network_interfaces);
 	json_decref(cfg->vsock);
+	json_decref(cfg->entropy);
 	config_init(cfg);
 }
 
@@ -422,11 +423,23 @@ static int parse_top_key(struct vm_config *tmp, bool *has_serial, const char *na
 		*has_serial = present;
 		return present ? config_parse_serial(&tmp->serial, v, where, err, errlen) : 0;
 	}
+	rc = config_parse_device_section(tmp, key, v, where, &known, err, errlen);
+	if (rc || known)
+		return rc;
 	rc = check_unsupported(name, key, v, &known, err, errlen);
 	if (rc || known)
 		return rc;
 	json_text_set_err(err, errlen, "%s: unknown key \"%s\"", name, key);
 	return -EINVAL;
+}
+
+/* Moves a device section the file had (src non-NULL) into *dst, dropping what it replaces. */
+static void commit_json(json_t **dst, json_t *src)
+{
+	if (!src)
+		return;
+	json_decref(*dst);
+	*dst = src;
 }
 
 /* Moves the sections present in tmp into cfg, freeing what they replace. */
@@ -453,6 +466,29 @@ static void commit(struct vm_config *cfg, const struct vm_config *tmp, bool has_
 		free(cfg->metrics.metrics_path);
 		cfg->metrics = tmp->metrics;
 	}
+	commit_json(&cfg->drives, tmp->drives);
+	commit_json(&cfg->network_interfaces, tmp->network_interfaces);
+	commit_json(&cfg->vsock, tmp->vsock);
+	commit_json(&cfg->entropy, tmp->entropy);
+}
+
+/* Checks the device sections cfg would have once tmp is committed, as config_check_devices. */
+static int check_devices(const struct vm_config *cfg, const struct vm_config *tmp,
+			 const char *name, char *err, size_t errlen)
+{
+	struct vm_config view = *cfg; /* a shallow view: only its device sections are read */
+	char msg[CONFIG_ERR_LEN];
+	int rc;
+
+	view.drives = tmp->drives ? tmp->drives : cfg->drives;
+	view.network_interfaces = tmp->network_interfaces ? tmp->network_interfaces
+							  : cfg->network_interfaces;
+	view.vsock = tmp->vsock ? tmp->vsock : cfg->vsock;
+	view.entropy = tmp->entropy ? tmp->entropy : cfg->entropy;
+	rc = config_check_devices(&view, msg, sizeof(msg));
+	if (rc)
+		json_text_set_err(err, errlen, "%s: %s", name, msg);
+	return rc;
 }
 
 int config_parse_text(struct vm_config *cfg, const char *name, const char *text, size_t len,
@@ -490,6 +526,8 @@ int config_parse_text(struct vm_config *cfg, const char *name, const char *text,
 			break;
 	}
 	json_decref(root);
+	if (!rc)
+		rc = check_devices(cfg, &tmp, name, err, errlen);
 	if (rc) {
 		config_free(&tmp);
 		return rc;
@@ -572,20 +610,7 @@ int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
 		json_text_set_err(err, errlen, "boot-source: required section missing");
 		return -EINVAL;
 	}
-	if (json_array_size(cfg->drives) > 0) {
-		json_text_set_err(err, errlen, "drives: virtio-block devices are not supported by kiln yet");
-		return -EINVAL;
-	}
-	if (json_array_size(cfg->network_interfaces) > 0) {
-		json_text_set_err(err, errlen,
-			"network-interfaces: virtio-net devices are not supported by kiln yet");
-		return -EINVAL;
-	}
-	if (cfg->vsock) {
-		json_text_set_err(err, errlen, "vsock: virtio-vsock devices are not supported by kiln yet");
-		return -EINVAL;
-	}
-	return 0;
+	return config_check_devices(cfg, err, errlen);
 }
 
 const char *config_log_level_name(enum log_level level)

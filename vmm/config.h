@@ -61,13 +61,15 @@ struct vm_config {
 	struct serial_config serial;
 	struct metrics_config metrics;
 	/*
-	 * Device sections the API stores before kiln has their devices: the request bodies as
-	 * validated against Firecracker's spec (arrays of Drive and NetworkInterface objects, one
-	 * Vsock object), NULL when none. config_check_bootable refuses a VM that has any.
+	 * Virtio device sections, kept as the bodies the config file or the API gave (arrays of
+	 * Drive and NetworkInterface objects, one Vsock and one EntropyDevice object), NULL when
+	 * none. Every entry has passed its device_config.h parser and config_check_devices, which
+	 * parse them into structs for the VM build.
 	 */
 	json_t *drives;
 	json_t *network_interfaces;
 	json_t *vsock;
+	json_t *entropy;
 };
 
 /*
@@ -103,7 +105,8 @@ void config_free(struct vm_config *cfg);
  * leaves one human-readable line in err (no trailing newline) naming `name`, the field path
  * (e.g. "machine-config.vcpu_count") and, for JSON syntax errors, line and column.
  * Unknown keys and sections kiln does not implement yet are errors. Each section present replaces
- * the one in cfg; on failure cfg is left unchanged.
+ * the one in cfg; on failure cfg is left unchanged. Device sections are checked entry by entry
+ * (device_config.h) and then together with config_check_devices, the message prefixed by name.
  */
 int config_parse_text(struct vm_config *cfg, const char *name, const char *text, size_t len,
 		      char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -117,7 +120,8 @@ int config_parse_file(struct vm_config *cfg, const char *path, char *err, size_t
 
 /*
  * Checks that the configuration can boot: boot-source present (machine-config may be absent, as
- * in Firecracker: 1 vCPU and 128 MiB apply). Returns 0 or -EINVAL with one line in err.
+ * in Firecracker: 1 vCPU and 128 MiB apply) and the device sections consistent
+ * (config_check_devices). Returns 0 or -EINVAL (-ENOMEM) with one line in err.
  */
 int config_check_bootable(const struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
@@ -138,7 +142,7 @@ json_t *config_logger_json(const struct logger_config *l);
 
 /*
  * The whole configuration as a --config-file document (Firecracker's FullVmConfiguration):
- * loadable again with config_parse_text when it holds no device sections.
+ * loadable again with config_parse_text.
  */
 json_t *config_to_json(const struct vm_config *cfg);
 

@@ -59,6 +59,8 @@ json_t *config_to_json(const struct vm_config *cfg)
 							  : json_array());
 	if (cfg->vsock)
 		rc |= json_object_set_new(o, "vsock", json_deep_copy(cfg->vsock));
+	if (cfg->entropy)
+		rc |= json_object_set_new(o, "entropy", json_deep_copy(cfg->entropy));
 	if (cfg->logger.present)
 		rc |= json_object_set_new(o, "logger", config_logger_json(&cfg->logger));
 	if (cfg->metrics.metrics_path)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
 
 	gm->fd = -1;
 	gm->host = NULL;
+	gm->kiln_dirty = NULL;
 	gm->page_size = huge ? HUGE_2M : 4096;
 	if (size % gm->page_size) {
 		log_error("guest memory: %llu MiB is not a multiple of the %llu KiB page size",
@@ -97,6 +99,14 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
 	}
 	/* Guest RAM has no place in a core dump of the monitor. */
 	madvise(gm->host, size, MADV_DONTDUMP);
+	gm->kiln_dirty = calloc((size / GUEST_DIRTY_PAGE + 63) / 64, sizeof(uint64_t));
+	if (!gm->kiln_dirty) {
+		err = -ENOMEM;
+		log_error("guest memory: no memory for the dirty-page record");
+		munmap(gm->host, size);
+		gm->host = NULL;
+		goto err_close;
+	}
 	return 0;
 
 err_close:
@@ -111,6 +121,8 @@ void guest_memory_destroy(struct guest_memory *gm)
 		munmap(gm->host, gm->size);
 	if (gm->fd >= 0)
 		close(gm->fd);
+	free(gm->kiln_dirty);
+	gm->kiln_dirty = NULL;
 	gm->host = NULL;
 	gm->fd = -1;
 }
@@ -128,9 +140,40 @@ void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len
 	return NULL;
 }
 
-int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
+void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = guest_memory_ptr(gm, gpa, len);
+	uint64_t first, last;
+
+	if (!p || !gm->kiln_dirty)
+		return;
+	first = (uint64_t)(p - gm->host) / GUEST_DIRTY_PAGE;
+	last = ((uint64_t)(p - gm->host) + len - 1) / GUEST_DIRTY_PAGE;
+	for (uint64_t pg = first; pg <= last; pg++)
+		atomic_fetch_or_explicit(&gm->kiln_dirty[pg / 64], 1ull << (pg % 64),
+					 memory_order_relaxed);
+}
+
+void *guest_memory_ptr_mut(struct guest_memory *gm, uint64_t gpa, uint64_t len)
 {
 	void *p = guest_memory_ptr(gm, gpa, len);
+
+	if (p)
+		guest_memory_mark_dirty(gm, gpa, len);
+	return p;
+}
+
+void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap)
+{
+	uint64_t words = (gm->size / GUEST_DIRTY_PAGE + 63) / 64;
+
+	for (uint64_t i = 0; i < words; i++)
+		bitmap[i] = gm->kiln_dirty ? atomic_exchange(&gm->kiln_dirty[i], 0) : 0;
+}
+
+int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = guest_memory_ptr_mut(gm, gpa, len);
 
 	if (!p)
 		return -EFAULT;

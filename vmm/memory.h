@@ -3,6 +3,7 @@
 #ifndef KILN_MEMORY_H
 #define KILN_MEMORY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +23,14 @@ struct guest_memory {
 	uint64_t page_size; /* 4 KiB or 2 MiB */
 	unsigned nr_regions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+	/*
+	 * Pages kiln itself wrote (device emulation), one bit per 4 KiB of the memfd; KVM's dirty
+	 * log sees only the guest's own writes. NULL when not created.
+	 */
+	_Atomic uint64_t *kiln_dirty;
 };
+
+#define GUEST_DIRTY_PAGE 4096ull
 
 /*
  * Splits size bytes of RAM into guest regions: [0, min(size, gap_start)) and, for the rest,
@@ -46,7 +54,22 @@ void guest_memory_destroy(struct guest_memory *gm);
  */
 void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
 
-/* Copies into guest memory; -EFAULT if the range is not RAM. */
+/*
+ * The accessor for ranges kiln is about to write: as guest_memory_ptr, and records the pages
+ * as written by kiln. Callable from any thread.
+ */
+void *guest_memory_ptr_mut(struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
+/* Records [gpa, gpa+len) as written by kiln; ranges outside RAM are ignored. */
+void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
+/*
+ * Moves the record of pages kiln wrote into bitmap (one bit per 4 KiB page of RAM in memfd
+ * order, (size/4096+63)/64 words) and clears it, atomically per word.
+ */
+void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap);
+
+/* Copies into guest memory (recorded as written by kiln); -EFAULT if the range is not RAM. */
 int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
 	__attribute__((warn_unused_result));
 

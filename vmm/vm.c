@@ -234,9 +234,17 @@ static int step_devices_init(struct vm *vm)
 static int step_kernel_init(struct vm *vm)
 {
 	const struct boot_source_config *b = &vm->cfg->boot_source;
-	const char *cmdline = b->boot_args ? b->boot_args : CONFIG_DEFAULT_BOOT_ARGS;
+	const char *args = b->boot_args ? b->boot_args : CONFIG_DEFAULT_BOOT_ARGS;
 	uint64_t initrd_addr = 0, initrd_size = 0;
+	char cmdline[LAYOUT_CMDLINE_MAX + 1];
 	int ret;
+
+	if ((size_t)snprintf(cmdline, sizeof(cmdline), "%s%s", args, vm->virtio.cmdline) >=
+	    sizeof(cmdline)) {
+		log_error("the kernel command line with the devices' arguments is longer than %u bytes",
+			  LAYOUT_CMDLINE_MAX - 1);
+		return -E2BIG;
+	}
 
 	ret = loader_load_kernel(&vm->mem, b->kernel_image_path, &vm->kernel);
 	if (ret < 0)
@@ -357,6 +365,7 @@ static const struct vm_step vm_steps[] = {
 	{ "vm", step_vm_init, step_vm_exit },
 	{ "memory", step_memory_init, step_memory_exit },
 	{ "devices", step_devices_init, step_devices_exit },
+	{ "virtio", vm_virtio_init, vm_virtio_exit },
 	{ "kernel", step_kernel_init, NULL },
 	{ "events", step_events_init, step_events_exit },
 	{ "vcpus", step_vcpus_init, step_vcpus_exit },

@@ -19,6 +19,7 @@
 #include "serial.h"
 #include "terminal.h"
 #include "vcpu.h"
+#include "vm_virtio.h"
 
 /* Process exit codes, the same numbers as Firecracker's. */
 enum vm_exit_code {
@@ -51,6 +52,7 @@ struct vm {
 	bool serial_out_owned;
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
+	struct vm_virtio virtio;
 
 	unsigned nr_vcpus;
 	struct vcpu vcpus[CONFIG_MAX_VCPUS];

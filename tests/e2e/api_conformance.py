@@ -8,7 +8,9 @@ scripts/gen-api-spec). For each route: a valid body built from the spec gets the
 or the explicit 400 kiln gives for a feature it lacks or a request at the wrong time (before or
 after boot); then, for each route with a body, a missing required field, a wrong type, an
 unknown enum value, an unknown field and a non-JSON body each get 400 with a fault_message
-(naming the field where there is one). kiln has no VM here and must keep answering throughout.
+(naming the field where there is one). Then kiln's own rules for device bodies, beyond the
+spec's (one root drive, unique TAP names and MACs, unicast MACs, the device count...), each a
+400 naming the field. kiln has no VM here and must keep answering throughout.
 Prints one PASS/FAIL line per check group and exits 1 on any failure.
 """
 import ast
@@ -25,13 +27,15 @@ PRE_BOOT_OK = {
     ("GET", "/"), ("GET", "/version"), ("GET", "/vm/config"), ("GET", "/machine-config"),
     ("PUT", "/machine-config"), ("PATCH", "/machine-config"), ("PUT", "/boot-source"),
     ("PUT", "/drives/{drive_id}"), ("PUT", "/network-interfaces/{iface_id}"), ("PUT", "/vsock"),
-    ("PUT", "/logger"), ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/actions"),
+    ("PUT", "/entropy"), ("PUT", "/logger"), ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/actions"),
 }
 # Routes Firecracker only serves once the microVM runs: refused before boot.
 POST_BOOT_ONLY = {("PATCH", "/vm"), ("PATCH", "/drives/{drive_id}"),
                   ("PATCH", "/network-interfaces/{iface_id}")}
 # Partial bodies by design: a missing "required" field is no error there.
 PARTIAL = {("PATCH", "/machine-config")}
+# Fields the spec leaves optional that kiln requires (no vhost-user: a drive needs a file).
+KILN_REQUIRED = {"Drive": ["path_on_host"]}
 
 
 def load_spec():
@@ -121,6 +125,64 @@ def wrong_value(schema):
             "array": {"a": 1}, "object": [1]}.get(t, 12345)
 
 
+def device_rules(api, work, check, counts):
+    """kiln's checks on device bodies, after the walk left drive, interface conf1 (tap0), a
+    vsock and an entropy device configured: (method, url, body, status, field named)."""
+    def drive(i, root=False, **kw):
+        return dict({"drive_id": i, "path_on_host": work + "/disk.img", "is_root_device": root},
+                    **kw)
+
+    def net(i, tap, **kw):
+        return dict({"iface_id": i, "host_dev_name": tap}, **kw)
+
+    bucket = {"size": 1, "refill_time": 1}
+    cases = [
+        ("PUT", "/drives/root1", drive("root1", True), 204, None),
+        ("PUT", "/drives/root2", drive("root2", True), 400, "is_root_device"),
+        ("PUT", "/drives/root1", drive("root1", True, is_read_only=True), 204, None),
+        ("PUT", "/drives/nopath", {"drive_id": "nopath", "is_root_device": False}, 400,
+         "path_on_host"),
+        ("PUT", "/drives/rl", drive("rl", rate_limiter={"ops": bucket}), 400, "rate_limiter"),
+        ("PUT", "/drives/vu", {"drive_id": "vu", "is_root_device": False, "socket": "/s"}, 400,
+         "socket"),
+        ("PUT", "/network-interfaces/n2", net("n2", "tap0"), 400, "host_dev_name"),
+        ("PUT", "/network-interfaces/n3", net("n3", "tap3", guest_mac="01:00:5e:00:00:01"), 400,
+         "guest_mac"),
+        ("PUT", "/network-interfaces/n3", net("n3", "tap3", guest_mac="06:00:ac:10:00:2"), 400,
+         "guest_mac"),
+        ("PUT", "/network-interfaces/n4", net("n4", "tap4", guest_mac="06:00:ac:10:00:02"), 204,
+         None),
+        ("PUT", "/network-interfaces/n5", net("n5", "tap5", guest_mac="06:00:AC:10:00:02"), 400,
+         "guest_mac"),
+        ("PUT", "/network-interfaces/n6", net("n6", "tap456789abcdef0"), 400, "host_dev_name"),
+        ("PUT", "/network-interfaces/n7", net("n7", "tap7", rx_rate_limiter={"ops": bucket}),
+         400, "rx_rate_limiter"),
+        ("PUT", "/vsock", {"guest_cid": 3, "uds_path": ""}, 400, "uds_path"),
+        ("PUT", "/vsock", {"guest_cid": 4294967295, "uds_path": work + "/v.sock"}, 400,
+         "guest_cid"),
+        ("PUT", "/entropy", {"rate_limiter": {"ops": bucket}}, 400, "rate_limiter"),
+        ("PUT", "/entropy", {}, 204, None),
+    ]
+    # 2 drives, 2 interfaces, vsock and entropy: 13 more drives make the 19 there are IRQs for.
+    cases += [("PUT", f"/drives/extra{i}", drive(f"extra{i}"), 204, None) for i in range(13)]
+    cases.append(("PUT", "/drives/extra13", drive("extra13"), 400, "too many virtio devices"))
+    for method, url, body, want, field in cases:
+        st, parsed, raw = api.call(method, url, body)
+        counts["mutation"] += 1
+        fault = parsed.get("fault_message", "") if isinstance(parsed, dict) else ""
+        check(st == want and (field is None or field in fault),
+              f"{method} {url} {body}: expected {want} naming {field}, got {st} {raw!r}")
+
+    st, parsed, raw = api.call("GET", "/vm/config")
+    ok = st == 200 and isinstance(parsed, dict)
+    drives = [d.get("drive_id") for d in parsed.get("drives", [])] if ok else []
+    nets = [n.get("iface_id") for n in parsed.get("network-interfaces", [])] if ok else []
+    check(ok and drives[:2] == ["conf1", "root1"] and len(drives) == 15 and
+          nets == ["conf1", "n4"] and parsed.get("entropy") == {} and
+          parsed.get("vsock", {}).get("guest_cid") == 3,
+          f"GET /vm/config after the device checks: {st} {raw!r}")
+
+
 def main():
     sock, work = sys.argv[1], sys.argv[2]
     spec = load_spec()
@@ -142,6 +204,9 @@ def main():
         body = None
         if r["body"]:
             body = build.obj(spec["definitions"][r["body"]], full=False)
+            props = build.resolve(spec["definitions"][r["body"]]).get("properties", {})
+            for f in KILN_REQUIRED.get(r["body"], []):
+                body[f] = build.value(f, props[f])
             if key == ("PUT", "/actions"):
                 body = {"action_type": "FlushMetrics"}
         st, parsed, raw = api.call(r["method"], url, body)
@@ -194,6 +259,8 @@ def main():
             fault = parsed.get("fault_message", "") if isinstance(parsed, dict) else ""
             ok = st == 400 and isinstance(fault, str) and fault and (field is None or field in fault)
             check(ok, f"{key} {what}: expected 400 naming {field}, got {st} {raw!r}")
+
+    device_rules(api, work, check, counts)
 
     st, parsed, raw = api.call("GET", "/")
     check(st == 200 and parsed and parsed.get("state") == "Not started",

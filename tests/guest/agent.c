@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUSYBOX "/bin/busybox"
+#include "agent.h"
 
 /*
  * MemTotal is the RAM the guest was given minus what the kernel keeps before the page
@@ -37,22 +37,6 @@
 #define MEM_SLACK_KIB (32u * 1024)
 #define MEM_SLACK_PERCENT 4u
 
-struct agent {
-	bool pid1;
-	char cmdline[4096];
-	char uptime_at_init[32];
-};
-
-struct result {
-	bool pass;
-	char detail[512];
-};
-
-struct test {
-	const char *name;
-	void (*run)(const struct agent *a, struct result *r);
-};
-
 static void result_add(struct result *r, const char *fmt, va_list ap)
 {
 	size_t len = strlen(r->detail);
@@ -66,7 +50,7 @@ static void result_add(struct result *r, const char *fmt, va_list ap)
 }
 
 __attribute__((format(printf, 2, 3)))
-static void result_fail(struct result *r, const char *fmt, ...)
+void result_fail(struct result *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -80,7 +64,7 @@ static void result_fail(struct result *r, const char *fmt, ...)
 }
 
 __attribute__((format(printf, 2, 3)))
-static void result_note(struct result *r, const char *fmt, ...)
+void result_note(struct result *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -92,7 +76,7 @@ static void result_note(struct result *r, const char *fmt, ...)
 }
 
 /* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
-static ssize_t read_text(const char *path, char *buf, size_t size)
+ssize_t read_text(const char *path, char *buf, size_t size)
 {
 	size_t len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -120,7 +104,7 @@ static ssize_t read_text(const char *path, char *buf, size_t size)
 }
 
 /* Copies the value of kiln.KEY=VALUE from the command line into val; the last one wins. */
-static bool param_get(const struct agent *a, const char *key, char *val, size_t size)
+bool param_get(const struct agent *a, const char *key, char *val, size_t size)
 {
 	char prefix[64];
 	const char *p = a->cmdline;
@@ -142,7 +126,7 @@ static bool param_get(const struct agent *a, const char *key, char *val, size_t 
 }
 
 /* Returns 1 with *out set, 0 when kiln.KEY is absent, -EINVAL when it is not a number. */
-static int param_ulong(const struct agent *a, const char *key, unsigned long *out)
+int param_ulong(const struct agent *a, const char *key, unsigned long *out)
 {
 	char val[32], *end;
 
@@ -388,6 +372,11 @@ static const struct test tests[] = {
 	{ "ticker", test_ticker },
 	{ "hello", test_hello },
 	{ "shell", test_shell },
+	{ "blk", test_blk },
+	{ "rng", test_rng },
+	{ "blkbench", test_blkbench },
+	{ "net", test_net },
+	{ "vsock", test_vsock },
 };
 
 /* Mounts fs on target unless something is mounted there already (e.g. devtmpfs when the

@@ -34,8 +34,21 @@ host_bad_configs() {
 	bad_config unknown-key 152 'unknown key "bogus"' "{$boot, \"bogus\": 1}"
 	bad_config unknown-field 152 'machine-config: unknown field "cpus"' \
 		"{$boot, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpus\": 2}}"
-	bad_config unsupported-section 152 'vsock: not supported by kiln yet' \
-		"{$boot, \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\"}}"
+	bad_config unsupported-section 152 'balloon: not supported by kiln yet' \
+		"{$boot, \"balloon\": {\"amount_mib\": 64, \"deflate_on_oom\": false}}"
+	bad_config drive-without-path 152 'drives\[0\].path_on_host: required field missing' \
+		"{$boot, \"drives\": [{\"drive_id\": \"root\", \"is_root_device\": true}]}"
+	bad_config second-root-drive 152 'drives\[1\].is_root_device: .*second root device' \
+		"{$boot, \"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"a\", \"is_root_device\": true},
+		 {\"drive_id\": \"b\", \"path_on_host\": \"b\", \"is_root_device\": true}]}"
+	bad_config duplicate-tap 152 'network-interfaces\[1\].host_dev_name: "tap0" is already used' \
+		"{$boot, \"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\"},
+		 {\"iface_id\": \"b\", \"host_dev_name\": \"tap0\"}]}"
+	bad_config multicast-mac 152 'network-interfaces\[0\].guest_mac: .*multicast' \
+		"{$boot, \"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\",
+		 \"guest_mac\": \"01:00:5e:00:00:01\"}]}"
+	bad_config vsock-cid 152 'vsock.guest_cid: expected an integer from 3' \
+		"{$boot, \"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/tmp/v.sock\"}}"
 	bad_config wrong-type 152 'machine-config.mem_size_mib' \
 		"{$boot, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": \"128\"}}"
 

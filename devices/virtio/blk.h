@@ -1,0 +1,56 @@
+/* virtio-blk backed by a host file, with two engines: Sync (preadv/pwritev on the event-loop
+ * thread) and Async (io_uring, completions back on the event loop). */
+#ifndef KILN_VIRTIO_BLK_H
+#define KILN_VIRTIO_BLK_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "device_config.h"
+#include "mmio.h"
+
+#define BLK_QUEUE_SIZE 256
+#define BLK_SEG_MAX 128          /* data buffers per request, told to the driver */
+#define BLK_ID_BYTES 20
+
+struct blk_req {
+	bool busy;
+	uint16_t head;
+	uint8_t type;
+	uint32_t used_len;   /* what the used ring reports on success */
+	uint64_t expect;     /* bytes the operation must transfer */
+	uint64_t status_gpa; /* the request's status byte */
+	int nr_iov;
+	struct iovec iov[BLK_SEG_MAX];
+};
+
+struct virtio_blk {
+	struct virtio_mmio mmio;
+	char id[BLK_ID_BYTES + 1];
+	int fd;
+	bool read_only;
+	bool flush;          /* cache_type Writeback: offer flush and honour it */
+	bool async;          /* io_engine Async */
+	uint64_t sectors;
+
+	/* Async engine: the ring, its completion eventfd, one slot per queue entry. */
+	struct io_uring ring;
+	bool ring_ready;
+	int ring_efd;
+	unsigned inflight;
+	struct blk_req *reqs; /* BLK_QUEUE_SIZE slots */
+
+	unsigned long long reads, writes, flushes, read_bytes, write_bytes, errors;
+};
+
+/* Opens the drive's backing file and sets the device up at base on irq; 0 or -errno (logged). */
+int virtio_blk_init(struct virtio_blk *b, const struct drive_config *d, struct guest_memory *mem,
+		    struct event_loop *loop, int vm_fd, uint64_t base, unsigned irq)
+	__attribute__((warn_unused_result));
+
+/* Waits for requests in flight, then releases everything. */
+void virtio_blk_destroy(struct virtio_blk *b);
+
+#endif

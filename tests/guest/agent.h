@@ -1,0 +1,50 @@
+/* kiln-agent's shared pieces: the agent, a test's result, helpers, and the tests that live in
+ * their own files (agent_<area>.c). */
+#ifndef KILN_AGENT_H
+#define KILN_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define BUSYBOX "/bin/busybox"
+
+struct agent {
+	bool pid1;
+	char cmdline[4096];
+	char uptime_at_init[32];
+};
+
+struct result {
+	bool pass;
+	char detail[512];
+};
+
+struct test {
+	const char *name;
+	void (*run)(const struct agent *a, struct result *r);
+};
+
+/* Fails the test, replacing its notes with this reason (later failures add to it). */
+__attribute__((format(printf, 2, 3))) void result_fail(struct result *r, const char *fmt, ...);
+
+/* Adds a note to a passing test's detail. */
+__attribute__((format(printf, 2, 3))) void result_note(struct result *r, const char *fmt, ...);
+
+/* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
+ssize_t read_text(const char *path, char *buf, size_t size);
+
+/* Copies the value of kiln.KEY=VALUE from the command line into val; the last one wins. */
+bool param_get(const struct agent *a, const char *key, char *val, size_t size);
+
+/* Returns 1 with *out set, 0 when kiln.KEY is absent, -EINVAL when it is not a number. */
+int param_ulong(const struct agent *a, const char *key, unsigned long *out);
+
+/* Tests in agent_devices.c, agent_net.c, agent_vsock.c. */
+void test_blk(const struct agent *a, struct result *r);
+void test_rng(const struct agent *a, struct result *r);
+void test_blkbench(const struct agent *a, struct result *r);
+void test_net(const struct agent *a, struct result *r);
+void test_vsock(const struct agent *a, struct result *r);
+
+#endif

@@ -267,7 +267,8 @@ static double rand_pass(int fd, uint8_t *buf, uint64_t bytes, bool write, double
 }
 
 /*
- * kiln.test=blkbench: throughput of /dev/vdb, the same work under any monitor: sequential
+ * kiln.test=blkbench: throughput of /dev/<kiln.bench_dev> (default vda), the same work under any
+ * monitor: sequential
  * write and read of kiln.bench_mib MiB (default 64) in 1 MiB blocks, then 4 KiB random reads
  * and writes for kiln.bench_secs seconds each (default 3), all O_DIRECT (no guest page cache).
  * Prints "KILN-BENCH blk seq_write_mbs=.. seq_read_mbs=.. rand_read_iops=.. rand_write_iops=..".
@@ -275,6 +276,7 @@ static double rand_pass(int fd, uint8_t *buf, uint64_t bytes, bool write, double
 void test_blkbench(const struct agent *a, struct result *r)
 {
 	unsigned long mib = 64, secs = 3;
+	char name[16] = "vda", dev[32];
 	double sw, sr, rr, rw;
 	uint8_t *buf = NULL;
 	int fd;
@@ -284,9 +286,11 @@ void test_blkbench(const struct agent *a, struct result *r)
 		result_fail(r, "kiln.bench_mib and kiln.bench_secs must be positive numbers");
 		return;
 	}
-	fd = open("/dev/vdb", O_RDWR | O_DIRECT | O_CLOEXEC);
+	param_get(a, "bench_dev", name, sizeof(name));
+	snprintf(dev, sizeof(dev), "/dev/%s", name);
+	fd = open(dev, O_RDWR | O_DIRECT | O_CLOEXEC);
 	if (fd < 0 || posix_memalign((void **)&buf, 4096, 1u << 20)) {
-		result_fail(r, "/dev/vdb: %s", strerror(errno));
+		result_fail(r, "%s: %s", dev, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return;
@@ -299,7 +303,7 @@ void test_blkbench(const struct agent *a, struct result *r)
 	close(fd);
 	free(buf);
 	if (sw < 0 || sr < 0 || rr < 0 || rw < 0) {
-		result_fail(r, "I/O error on /dev/vdb: %s", strerror(errno));
+		result_fail(r, "I/O error on %s: %s", dev, strerror(errno));
 		return;
 	}
 	printf("KILN-BENCH blk seq_write_mbs=%.1f seq_read_mbs=%.1f rand_read_iops=%.0f "

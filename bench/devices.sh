@@ -1,0 +1,58 @@
+# Device throughput for bench/run (sourced inside L1): virtio-blk under kiln (Sync and Async
+# engines) and under QEMU -M microvm, the same guest doing the same work on the same image file.
+# Sets dev_md_rows and dev_json_rows.
+
+# blk_bench NAME CMD...: one guest run of kiln.test=blkbench; prints its KILN-BENCH figures.
+blk_bench() {
+	local name=$1 line
+	shift
+	timeout --kill-after=5 300 "$@" </dev/null >"$work/$name.log" 2>&1 || true
+	line=$(grep -o 'KILN-BENCH blk .*' "$work/$name.log" | tr -d '\r' | head -1)
+	[ -n "$line" ] || { say "$name: no KILN-BENCH line; last lines:"; tail -n 20 "$work/$name.log" >&2; exit 1; }
+	echo "$line"
+}
+
+# bench_field LINE KEY: the value of KEY=VALUE in LINE.
+bench_field() { grep -o "$2=[0-9.]*" <<<"$1" | cut -d= -f2; }
+
+device_benches() {
+	local img dir bargs k_sync k_async q row key
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-blk.XXXXXX")
+	img=$dir/disk.img
+	# Same preallocated file on L1's tmpfs for every run: no disk noise, no sparse-file effects.
+	fallocate -l 128M "$img"
+	bargs="console=ttyS0 quiet reboot=t panic=1 pci=off kiln.test=blkbench kiln.bench_dev=vda kiln.bench_mib=64 kiln.bench_secs=3"
+	for engine in Sync Async; do
+		cat >"$work/kiln-blk-$engine.json" <<JSON
+{
+  "boot-source": { "kernel_image_path": "$guest/vmlinux",
+                   "initrd_path": "$guest/initramfs.cpio.gz", "boot_args": "$bargs" },
+  "machine-config": { "vcpu_count": 1, "mem_size_mib": 128 },
+  "drives": [ { "drive_id": "bench", "path_on_host": "$img", "is_root_device": false,
+                "is_read_only": false, "io_engine": "$engine" } ]
+}
+JSON
+	done
+	k_sync=$(blk_bench kiln-blk-sync build/kiln --no-api --config-file "$work/kiln-blk-Sync.json")
+	k_async=$(blk_bench kiln-blk-async build/kiln --no-api --config-file "$work/kiln-blk-Async.json")
+	q=$(blk_bench qemu-blk qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
+		-cpu host -smp 1 -m 128 -object memory-backend-memfd,id=mem,size=128M \
+		-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
+		-append "$bargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+		-drive id=d0,file="$img",format=raw,if=none -device virtio-blk-device,drive=d0)
+	rm -rf "$dir"
+	say "blk: kiln Sync: $k_sync; kiln Async: $k_async; QEMU: $q"
+	dev_md_rows='' dev_json_rows=''
+	for row in "seq_write_mbs|virtio-blk sequential write, 1 MiB O_DIRECT (MB/s)" \
+		"seq_read_mbs|virtio-blk sequential read, 1 MiB O_DIRECT (MB/s)" \
+		"rand_read_iops|virtio-blk 4 KiB random read, O_DIRECT (IOPS)" \
+		"rand_write_iops|virtio-blk 4 KiB random write, O_DIRECT (IOPS)"; do
+		key=${row%%|*}
+		local s a r
+		s=$(bench_field "$k_sync" "$key") a=$(bench_field "$k_async" "$key") r=$(bench_field "$q" "$key")
+		dev_md_rows+="| ${row#*|} | Sync $s / Async $a | QEMU -M microvm: $r | $(ratio "$s" "$r") / $(ratio "$a" "$r") |
+"
+		dev_json_rows+="    { \"figure\": \"blk_$key\", \"kiln\": $s, \"kiln_async\": $a, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$s" "$r"), \"ratio_async\": $(ratio "$a" "$r") },
+"
+	done
+}

@@ -1,5 +1,6 @@
 /* Parses Firecracker's --config-file JSON into struct vm_config, one function per section. */
 #include "config.h"
+#include "config_field.h"
 #include "device_config.h"
 #include "json_text.h"
 
@@ -7,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +17,6 @@
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define DESCRIBE_LEN JSON_TEXT_DESCRIBE_LEN
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-enum field_flags {
-	FIELD_REQUIRED = 1 << 0,
-	FIELD_NONEMPTY = 1 << 1,
-};
-
-/* One JSON object being parsed, and where its problems are reported. */
-struct section {
-	json_t *obj;
-	const char *where;
-	char *err;
-	size_t errlen;
-};
 
 /* Sections of Firecracker's format that kiln refuses; lists may be present but empty. */
 static const struct {
@@ -48,115 +35,6 @@ static const struct {
 	{ "Debug", LOG_DEBUG }, { "Trace", LOG_TRACE },     { "Off", LOG_OFF },
 };
 
-/* Reports a problem with key as "<where>.<key>: <message>"; returns -EINVAL. */
-static int __attribute__((format(printf, 3, 4)))
-field_err(const struct section *s, const char *key, const char *fmt, ...)
-{
-	char msg[CONFIG_ERR_LEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	json_text_set_err(s->err, s->errlen, "%s.%s: %s", s->where, key, msg);
-	return -EINVAL;
-}
-
-/* The value of key, or NULL when it is absent or null. */
-static json_t *field(const struct section *s, const char *key)
-{
-	json_t *v = json_object_get(s->obj, key);
-
-	return json_is_null(v) ? NULL : v;
-}
-
-/* Checks that s->obj is an object whose keys all appear in the NULL-terminated known list. */
-static int check_object(const struct section *s, const char *const *known)
-{
-	char desc[DESCRIBE_LEN];
-	const char *key;
-	json_t *v;
-
-	if (!json_is_object(s->obj)) {
-		json_text_set_err(s->err, s->errlen, "%s: expected an object, got %s", s->where,
-			json_text_describe(s->obj, desc, sizeof(desc)));
-		return -EINVAL;
-	}
-	json_object_foreach(s->obj, key, v) {
-		const char *const *k = known;
-
-		while (*k && strcmp(*k, key))
-			k++;
-		if (!*k) {
-			json_text_set_err(s->err, s->errlen, "%s: unknown field \"%s\"", s->where, key);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-/* Refuses a field kiln knows of but does not implement, unless it is absent or null. */
-static int refuse_field(const struct section *s, const char *key)
-{
-	if (field(s, key))
-		return field_err(s, key, "not supported by kiln yet");
-	return 0;
-}
-
-/* Sets *out to a copy of the string at key, or to NULL when it is absent or null (optional). */
-static int get_string(const struct section *s, const char *key, unsigned flags, char **out)
-{
-	json_t *v = json_object_get(s->obj, key);
-	char desc[DESCRIBE_LEN];
-
-	*out = NULL;
-	if (!v && (flags & FIELD_REQUIRED))
-		return field_err(s, key, "required field missing");
-	if (!v || (json_is_null(v) && !(flags & FIELD_REQUIRED)))
-		return 0;
-	if (!json_is_string(v))
-		return field_err(s, key, "expected a string, got %s",
-				 json_text_describe(v, desc, sizeof(desc)));
-	if ((flags & FIELD_NONEMPTY) && json_string_length(v) == 0)
-		return field_err(s, key, "expected a non-empty string");
-	*out = strdup(json_string_value(v));
-	return *out ? 0 : -ENOMEM;
-}
-
-/* Sets *out to the required integer at key, which must lie in lo..hi. */
-static int get_u32(const struct section *s, const char *key, uint32_t lo, uint32_t hi,
-		   uint32_t *out)
-{
-	json_t *v = json_object_get(s->obj, key);
-	char desc[DESCRIBE_LEN];
-	json_int_t n;
-
-	if (!v)
-		return field_err(s, key, "required field missing");
-	n = json_integer_value(v);
-	if (!json_is_integer(v) || n < lo || n > hi)
-		return field_err(s, key,
-				 "expected an integer from %" PRIu32 " to %" PRIu32 ", got %s", lo,
-				 hi, json_text_describe(v, desc, sizeof(desc)));
-	*out = (uint32_t)n;
-	return 0;
-}
-
-/* Sets *out to the boolean at key; leaves it alone when the key is absent or null. */
-static int get_bool(const struct section *s, const char *key, bool *out)
-{
-	json_t *v = field(s, key);
-	char desc[DESCRIBE_LEN];
-
-	if (!v)
-		return 0;
-	if (!json_is_boolean(v))
-		return field_err(s, key, "expected true or false, got %s",
-				 json_text_describe(v, desc, sizeof(desc)));
-	*out = json_is_true(v);
-	return 0;
-}
-
 static void boot_source_free(struct boot_source_config *bs)
 {
 	free(bs->kernel_image_path);
@@ -170,21 +48,22 @@ int config_parse_boot_source(struct boot_source_config *out, json_t *obj, const 
 {
 	static const char *const known[] = { "kernel_image_path", "initrd_path", "boot_args",
 					     NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct boot_source_config bs = { 0 };
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (rc)
 		return rc;
-	rc = get_string(&s, "kernel_image_path", FIELD_REQUIRED | FIELD_NONEMPTY,
-			&bs.kernel_image_path);
+	rc = config_field_string_dup(&s, "kernel_image_path",
+				     CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY,
+				     &bs.kernel_image_path);
 	if (rc)
 		goto err_free;
-	rc = get_string(&s, "initrd_path", FIELD_NONEMPTY, &bs.initrd_path);
+	rc = config_field_string_dup(&s, "initrd_path", CONFIG_FIELD_NONEMPTY, &bs.initrd_path);
 	if (rc)
 		goto err_free;
-	rc = get_string(&s, "boot_args", 0, &bs.boot_args);
+	rc = config_field_string_dup(&s, "boot_args", 0, &bs.boot_args);
 	if (rc)
 		goto err_free;
 	boot_source_free(out);
@@ -196,9 +75,9 @@ err_free:
 	return rc;
 }
 
-static int parse_huge_pages(const struct section *s, enum huge_pages *out)
+static int parse_huge_pages(const struct config_field_section *s, enum huge_pages *out)
 {
-	json_t *v = field(s, "huge_pages");
+	json_t *v = config_field_get(s, "huge_pages");
 	char desc[DESCRIBE_LEN];
 	const char *name;
 
@@ -214,16 +93,17 @@ static int parse_huge_pages(const struct section *s, enum huge_pages *out)
 		return 0;
 	}
 	if (name && !strcmp(name, "Transparent"))
-		return field_err(s, "huge_pages", "\"Transparent\" is not supported by kiln yet");
-	return field_err(s, "huge_pages", "expected \"None\" or \"2M\", got %s",
-			 json_text_describe(v, desc, sizeof(desc)));
+		return config_field_err(s, "huge_pages",
+					"\"Transparent\" is not supported by kiln yet");
+	return config_field_err(s, "huge_pages", "expected \"None\" or \"2M\", got %s",
+				json_text_describe(v, desc, sizeof(desc)));
 }
 
 /* kiln applies no CPU template: only "None" (Firecracker's default) is accepted. */
-static int check_cpu_template(const struct section *s)
+static int check_cpu_template(const struct config_field_section *s)
 {
 	static const char *const spec[] = { "C3", "T2", "T2S", "T2CL", "T2A", "V1N1" };
-	json_t *v = field(s, "cpu_template");
+	json_t *v = config_field_get(s, "cpu_template");
 	char desc[DESCRIBE_LEN];
 	const char *name;
 
@@ -234,11 +114,11 @@ static int check_cpu_template(const struct section *s)
 		return 0;
 	for (size_t i = 0; name && i < ARRAY_LEN(spec); i++) {
 		if (!strcmp(name, spec[i]))
-			return field_err(s, "cpu_template", "\"%s\" is not supported by kiln yet",
-					 name);
+			return config_field_err(s, "cpu_template",
+						"\"%s\" is not supported by kiln yet", name);
 	}
-	return field_err(s, "cpu_template", "expected \"None\", got %s",
-			 json_text_describe(v, desc, sizeof(desc)));
+	return config_field_err(s, "cpu_template", "expected \"None\", got %s",
+				json_text_describe(v, desc, sizeof(desc)));
 }
 
 int config_parse_machine_config(struct machine_config *out, json_t *obj, const char *where,
@@ -248,20 +128,20 @@ int config_parse_machine_config(struct machine_config *out, json_t *obj, const c
 					     "smt",        "track_dirty_pages",
 					     "huge_pages", "cpu_template",
 					     NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct machine_config mc = { .huge_pages = HUGE_PAGES_NONE };
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = get_u32(&s, "vcpu_count", 1, CONFIG_MAX_VCPUS, &mc.vcpu_count);
+		rc = config_field_u32(&s, "vcpu_count", 1, CONFIG_MAX_VCPUS, &mc.vcpu_count);
 	if (!rc)
-		rc = get_u32(&s, "mem_size_mib", CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB,
-			     &mc.mem_size_mib);
+		rc = config_field_u32(&s, "mem_size_mib", CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB,
+				      &mc.mem_size_mib);
 	if (!rc)
-		rc = get_bool(&s, "smt", &mc.smt);
+		rc = config_field_bool(&s, "smt", 0, &mc.smt);
 	if (!rc)
-		rc = get_bool(&s, "track_dirty_pages", &mc.track_dirty_pages);
+		rc = config_field_bool(&s, "track_dirty_pages", 0, &mc.track_dirty_pages);
 	if (!rc)
 		rc = parse_huge_pages(&s, &mc.huge_pages);
 	if (!rc)
@@ -269,13 +149,14 @@ int config_parse_machine_config(struct machine_config *out, json_t *obj, const c
 	if (rc)
 		return rc;
 	if (mc.smt && mc.vcpu_count > 1 && mc.vcpu_count % 2)
-		return field_err(&s, "vcpu_count",
-				 "expected 1 or an even number when smt is enabled, got %" PRIu32,
-				 mc.vcpu_count);
+		return config_field_err(&s, "vcpu_count",
+					"expected 1 or an even number when smt is enabled, got "
+					"%" PRIu32,
+					mc.vcpu_count);
 	if (mc.huge_pages == HUGE_PAGES_2M && mc.mem_size_mib % 2)
-		return field_err(&s, "mem_size_mib",
-				 "expected a multiple of 2 with 2M huge pages, got %" PRIu32,
-				 mc.mem_size_mib);
+		return config_field_err(&s, "mem_size_mib",
+					"expected a multiple of 2 with 2M huge pages, got %" PRIu32,
+					mc.mem_size_mib);
 	*out = mc;
 	return 0;
 }
@@ -285,28 +166,29 @@ int config_parse_logger(struct logger_config *out, json_t *obj, const char *wher
 {
 	static const char *const known[] = { "level",           "log_path", "show_level",
 					     "show_log_origin", "module",   NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct logger_config lc = { .present = true, .level = LOG_INFO };
 	char desc[DESCRIBE_LEN];
 	json_t *level;
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = refuse_field(&s, "module");
+		rc = config_field_refuse(&s, (const char *const[]){ "module", NULL });
 	if (rc)
 		return rc;
-	level = field(&s, "level");
+	level = config_field_get(&s, "level");
 	if (level &&
 	    (!json_is_string(level) || config_log_level_parse(json_string_value(level), &lc.level)))
-		return field_err(&s, "level",
-				 "expected one of Error, Warning, Info, Debug, Trace, Off, got %s",
-				 json_text_describe(level, desc, sizeof(desc)));
-	rc = get_bool(&s, "show_level", &lc.show_level);
+		return config_field_err(&s, "level",
+					"expected one of Error, Warning, Info, Debug, Trace, Off, "
+					"got %s",
+					json_text_describe(level, desc, sizeof(desc)));
+	rc = config_field_bool(&s, "show_level", 0, &lc.show_level);
 	if (!rc)
-		rc = get_bool(&s, "show_log_origin", &lc.show_log_origin);
+		rc = config_field_bool(&s, "show_log_origin", 0, &lc.show_log_origin);
 	if (!rc)
-		rc = get_string(&s, "log_path", FIELD_NONEMPTY, &lc.log_path);
+		rc = config_field_string_dup(&s, "log_path", CONFIG_FIELD_NONEMPTY, &lc.log_path);
 	if (rc)
 		return rc;
 	free(out->log_path);
@@ -318,15 +200,16 @@ int config_parse_serial(struct serial_config *out, json_t *obj, const char *wher
 			size_t errlen)
 {
 	static const char *const known[] = { "serial_out_path", "rate_limiter", NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct serial_config sc = { 0 };
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = refuse_field(&s, "rate_limiter");
+		rc = config_field_refuse(&s, (const char *const[]){ "rate_limiter", NULL });
 	if (!rc)
-		rc = get_string(&s, "serial_out_path", FIELD_NONEMPTY, &sc.serial_out_path);
+		rc = config_field_string_dup(&s, "serial_out_path", CONFIG_FIELD_NONEMPTY,
+					     &sc.serial_out_path);
 	if (rc)
 		return rc;
 	free(out->serial_out_path);
@@ -338,14 +221,15 @@ int config_parse_metrics(struct metrics_config *out, json_t *obj, const char *wh
 			 size_t errlen)
 {
 	static const char *const known[] = { "metrics_path", NULL };
-	struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct metrics_config mc = { 0 };
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (rc == 0)
-		rc = get_string(&s, "metrics_path", FIELD_REQUIRED | FIELD_NONEMPTY,
-				&mc.metrics_path);
+		rc = config_field_string_dup(&s, "metrics_path",
+					     CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY,
+					     &mc.metrics_path);
 	if (rc)
 		return rc;
 	free(out->metrics_path);

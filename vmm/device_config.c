@@ -1,12 +1,11 @@
 /* Parses and cross-checks the virtio device sections of the configuration (device_config.h). */
 #include "device_config.h"
+#include "config_field.h"
 #include "json_text.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,123 +17,11 @@
 #define UDS_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define ID_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
-/* One JSON object being parsed, and where its problems are reported (as in config.c). */
-struct section {
-	json_t *obj;
-	const char *where;
-	char *err;
-	size_t errlen;
-};
-
-/* Reports a problem with key as "<where>.<key>: <message>"; returns -EINVAL. */
-static int __attribute__((format(printf, 3, 4)))
-field_err(const struct section *s, const char *key, const char *fmt, ...)
-{
-	char msg[CONFIG_ERR_LEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	json_text_set_err(s->err, s->errlen, "%s.%s: %s", s->where, key, msg);
-	return -EINVAL;
-}
-
-/* The value of key, or NULL when it is absent or null. */
-static json_t *field(const struct section *s, const char *key)
-{
-	json_t *v = json_object_get(s->obj, key);
-
-	return json_is_null(v) ? NULL : v;
-}
-
-/* Checks that s->obj is an object whose keys all appear in the NULL-terminated known list. */
-static int check_object(const struct section *s, const char *const *known)
-{
-	char desc[DESCRIBE_LEN];
-	const char *key;
-	json_t *v;
-
-	if (!json_is_object(s->obj)) {
-		json_text_set_err(s->err, s->errlen, "%s: expected an object, got %s", s->where,
-				  json_text_describe(s->obj, desc, sizeof(desc)));
-		return -EINVAL;
-	}
-	json_object_foreach(s->obj, key, v) {
-		const char *const *k = known;
-
-		while (*k && strcmp(*k, key))
-			k++;
-		if (!*k) {
-			json_text_set_err(s->err, s->errlen, "%s: unknown field \"%s\"", s->where,
-					  key);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-/* Refuses each field of the NULL-terminated list unless it is absent or null. */
-static int refuse_fields(const struct section *s, const char *const *keys)
-{
-	for (; *keys; keys++)
-		if (field(s, *keys))
-			return field_err(s, *keys, "not supported by kiln yet");
-	return 0;
-}
-
-/* The string at key, or NULL when absent or null and not required; -EINVAL on a bad value. */
-static int get_str(const struct section *s, const char *key, bool required, const char **out)
-{
-	json_t *v = json_object_get(s->obj, key);
-	char desc[DESCRIBE_LEN];
-
-	*out = NULL;
-	if (!v && required)
-		return field_err(s, key, "required field missing");
-	if (!v || (json_is_null(v) && !required))
-		return 0;
-	if (!json_is_string(v))
-		return field_err(s, key, "expected a string, got %s",
-				 json_text_describe(v, desc, sizeof(desc)));
-	if (json_string_length(v) == 0)
-		return field_err(s, key, "expected a non-empty string");
-	*out = json_string_value(v);
-	return 0;
-}
-
-/* Copies a string get_str found (NULL stays NULL). */
-static int dup_str(const char *str, char **out)
-{
-	*out = NULL;
-	if (!str)
-		return 0;
-	*out = strdup(str);
-	return *out ? 0 : -ENOMEM;
-}
-
-/* Sets *out to the boolean at key; leaves it alone when the key is absent or null. */
-static int get_bool(const struct section *s, const char *key, bool required, bool *out)
-{
-	json_t *v = json_object_get(s->obj, key);
-	char desc[DESCRIBE_LEN];
-
-	if (!v && required)
-		return field_err(s, key, "required field missing");
-	if (!v || (json_is_null(v) && !required))
-		return 0;
-	if (!json_is_boolean(v))
-		return field_err(s, key, "expected true or false, got %s",
-				 json_text_describe(v, desc, sizeof(desc)));
-	*out = json_is_true(v);
-	return 0;
-}
-
 /* Sets *out to the index of the string at key in names (two names); absent keeps *out. */
-static int get_choice(const struct section *s, const char *key, const char *const names[2],
-		      unsigned *out)
+static int get_choice(const struct config_field_section *s, const char *key,
+		      const char *const names[2], unsigned *out)
 {
-	json_t *v = field(s, key);
+	json_t *v = config_field_get(s, key);
 	char desc[DESCRIBE_LEN];
 
 	if (!v)
@@ -145,22 +32,23 @@ static int get_choice(const struct section *s, const char *key, const char *cons
 			return 0;
 		}
 	}
-	return field_err(s, key, "expected \"%s\" or \"%s\", got %s", names[0], names[1],
-			 json_text_describe(v, desc, sizeof(desc)));
+	return config_field_err(s, key, "expected \"%s\" or \"%s\", got %s", names[0], names[1],
+				json_text_describe(v, desc, sizeof(desc)));
 }
 
 /* A required id: letters, digits and '_' (Firecracker's rule). */
-static int get_id(const struct section *s, const char *key, char **out)
+static int get_id(const struct config_field_section *s, const char *key, char **out)
 {
 	const char *id;
 	int rc;
 
-	rc = get_str(s, key, true, &id);
+	rc = config_field_string(s, key, CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY, &id);
 	if (rc)
 		return rc;
 	if (strspn(id, ID_CHARS) != strlen(id))
-		return field_err(s, key, "expected letters, digits and '_' only, got \"%s\"", id);
-	return dup_str(id, out);
+		return config_field_err(s, key, "expected letters, digits and '_' only, got \"%s\"",
+					id);
+	return config_field_dup(id, out);
 }
 
 void config_drive_free(struct drive_config *d)
@@ -185,13 +73,13 @@ void config_vsock_free(struct vsock_config *v)
 }
 
 /* partuuid goes on the kernel command line (root=PARTUUID=...): no spaces or quotes there. */
-static int check_partuuid(const struct section *s, const char *partuuid)
+static int check_partuuid(const struct config_field_section *s, const char *partuuid)
 {
 	if (partuuid && strspn(partuuid, ID_CHARS "-/=") != strlen(partuuid))
-		return field_err(s, "partuuid",
-				 "expected letters, digits, '-', '/' and '=' only (it goes on the "
-				 "kernel command line), got \"%s\"",
-				 partuuid);
+		return config_field_err(s, "partuuid",
+					"expected letters, digits, '-', '/' and '=' only (it "
+					"goes on the kernel command line), got \"%s\"",
+					partuuid);
 	return 0;
 }
 
@@ -207,25 +95,27 @@ int config_parse_drive(struct drive_config *out, json_t *obj, const char *where,
 					       [CACHE_WRITEBACK] = "Writeback" };
 	static const char *const engines[2] = { [IO_ENGINE_SYNC] = "Sync",
 						[IO_ENGINE_ASYNC] = "Async" };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct drive_config d = { 0 };
 	unsigned cache = CACHE_UNSAFE, engine = IO_ENGINE_SYNC;
 	const char *path, *partuuid;
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = refuse_fields(&s, refused);
+		rc = config_field_refuse(&s, refused);
 	if (!rc)
 		rc = get_id(&s, "drive_id", &d.drive_id);
 	if (!rc)
-		rc = get_str(&s, "path_on_host", true, &path);
+		rc = config_field_string(&s, "path_on_host",
+					 CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY, &path);
 	if (!rc)
-		rc = get_bool(&s, "is_root_device", true, &d.is_root_device);
+		rc = config_field_bool(&s, "is_root_device", CONFIG_FIELD_REQUIRED,
+				       &d.is_root_device);
 	if (!rc)
-		rc = get_bool(&s, "is_read_only", false, &d.is_read_only);
+		rc = config_field_bool(&s, "is_read_only", 0, &d.is_read_only);
 	if (!rc)
-		rc = get_str(&s, "partuuid", false, &partuuid);
+		rc = config_field_string(&s, "partuuid", CONFIG_FIELD_NONEMPTY, &partuuid);
 	if (!rc)
 		rc = check_partuuid(&s, partuuid);
 	if (!rc)
@@ -233,9 +123,9 @@ int config_parse_drive(struct drive_config *out, json_t *obj, const char *where,
 	if (!rc)
 		rc = get_choice(&s, "io_engine", engines, &engine);
 	if (!rc)
-		rc = dup_str(path, &d.path_on_host);
+		rc = config_field_dup(path, &d.path_on_host);
 	if (!rc)
-		rc = dup_str(partuuid, &d.partuuid);
+		rc = config_field_dup(partuuid, &d.partuuid);
 	if (rc) {
 		config_drive_free(&d);
 		return rc;
@@ -248,25 +138,27 @@ int config_parse_drive(struct drive_config *out, json_t *obj, const char *where,
 }
 
 /* A TAP device's name as the kernel takes it (dev_valid_name): 1-15 bytes, no '/', ':', space. */
-static int check_ifname(const struct section *s, const char *name)
+static int check_ifname(const struct config_field_section *s, const char *name)
 {
 	if (strlen(name) > IFNAME_MAX)
-		return field_err(s, "host_dev_name", "expected at most %d characters, got \"%s\"",
-				 IFNAME_MAX, name);
+		return config_field_err(s, "host_dev_name",
+					"expected at most %d characters, got \"%s\"", IFNAME_MAX,
+					name);
 	for (const char *p = name; *p; p++) {
 		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
-			return field_err(s, "host_dev_name",
-					 "\"%s\" is not a valid interface name ('/', ':' and "
-					 "spaces are not allowed)",
-					 name);
+			return config_field_err(s, "host_dev_name",
+						"\"%s\" is not a valid interface name ('/', ':' "
+						"and spaces are not allowed)",
+						name);
 	}
 	if (!strcmp(name, ".") || !strcmp(name, ".."))
-		return field_err(s, "host_dev_name", "\"%s\" is not a valid interface name", name);
+		return config_field_err(s, "host_dev_name", "\"%s\" is not a valid interface name",
+					name);
 	return 0;
 }
 
 /* Parses "xx:xx:xx:xx:xx:xx" (hex, either case) into mac; a multicast address is refused. */
-static int parse_mac(const struct section *s, const char *text, uint8_t mac[6])
+static int parse_mac(const struct config_field_section *s, const char *text, uint8_t mac[6])
 {
 	static const char hex[] = "0123456789abcdef";
 
@@ -281,15 +173,16 @@ static int parse_mac(const struct section *s, const char *text, uint8_t mac[6])
 		mac[i] = (uint8_t)((hi - hex) << 4 | (lo - hex));
 	}
 	if (mac[0] & 1)
-		return field_err(s, "guest_mac",
-				 "\"%s\" is a multicast address; a guest's MAC must be unicast "
-				 "(low bit of the first octet clear)",
-				 text);
+		return config_field_err(s, "guest_mac",
+					"\"%s\" is a multicast address; a guest's MAC must be "
+					"unicast (low bit of the first octet clear)",
+					text);
 	return 0;
 
 err_syntax:
-	return field_err(s, "guest_mac",
-			 "expected a MAC address like \"06:00:ac:10:00:02\", got \"%s\"", text);
+	return config_field_err(s, "guest_mac",
+				"expected a MAC address like \"06:00:ac:10:00:02\", got \"%s\"",
+				text);
 }
 
 int config_parse_net(struct net_config *out, json_t *obj, const char *where, char *err,
@@ -299,28 +192,29 @@ int config_parse_net(struct net_config *out, json_t *obj, const char *where, cha
 					     "mtu",      "rx_rate_limiter", "tx_rate_limiter",
 					     NULL };
 	static const char *const refused[] = { "mtu", "rx_rate_limiter", "tx_rate_limiter", NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct net_config n = { 0 };
 	const char *ifname, *mac;
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = refuse_fields(&s, refused);
+		rc = config_field_refuse(&s, refused);
 	if (!rc)
 		rc = get_id(&s, "iface_id", &n.iface_id);
 	if (!rc)
-		rc = get_str(&s, "host_dev_name", true, &ifname);
+		rc = config_field_string(&s, "host_dev_name",
+					 CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY, &ifname);
 	if (!rc)
 		rc = check_ifname(&s, ifname);
 	if (!rc)
-		rc = get_str(&s, "guest_mac", false, &mac);
+		rc = config_field_string(&s, "guest_mac", CONFIG_FIELD_NONEMPTY, &mac);
 	if (!rc && mac) {
 		rc = parse_mac(&s, mac, n.guest_mac);
 		n.has_guest_mac = true;
 	}
 	if (!rc)
-		rc = dup_str(ifname, &n.host_dev_name);
+		rc = config_field_dup(ifname, &n.host_dev_name);
 	if (rc) {
 		config_net_free(&n);
 		return rc;
@@ -334,37 +228,32 @@ int config_parse_vsock(struct vsock_config *out, json_t *obj, const char *where,
 		       size_t errlen)
 {
 	static const char *const known[] = { "guest_cid", "uds_path", "vsock_id", NULL };
-	const struct section s = { obj, where, err, errlen };
-	json_t *cid = json_object_get(obj, "guest_cid");
+	const struct config_field_section s = { obj, where, err, errlen };
 	struct vsock_config v = { 0 };
-	char desc[DESCRIBE_LEN];
 	const char *path, *id;
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (rc)
 		return rc;
-	if (!cid)
-		return field_err(&s, "guest_cid", "required field missing");
 	/* 0-2 are the hypervisor, local and host; UINT32_MAX is VMADDR_CID_ANY. */
-	if (!json_is_integer(cid) || json_integer_value(cid) < 3 ||
-	    json_integer_value(cid) > UINT32_MAX - 1)
-		return field_err(&s, "guest_cid",
-				 "expected an integer from 3 to %" PRIu32 ", got %s",
-				 UINT32_MAX - 1, json_text_describe(cid, desc, sizeof(desc)));
-	rc = get_str(&s, "uds_path", true, &path);
+	rc = config_field_u32(&s, "guest_cid", 3, UINT32_MAX - 1, &v.guest_cid);
+	if (!rc)
+		rc = config_field_string(&s, "uds_path",
+					 CONFIG_FIELD_REQUIRED | CONFIG_FIELD_NONEMPTY, &path);
 	if (rc)
 		return rc;
 	if (strlen(path) > UDS_PATH_MAX)
-		return field_err(&s, "uds_path",
-				 "expected at most %zu bytes (a unix socket's path), got %zu",
-				 UDS_PATH_MAX, strlen(path));
-	rc = get_str(&s, "vsock_id", false, &id); /* deprecated by Firecracker: ignored */
+		return config_field_err(&s, "uds_path",
+					"expected at most %zu bytes (a unix socket's path), "
+					"got %zu",
+					UDS_PATH_MAX, strlen(path));
+	/* vsock_id is deprecated by Firecracker: checked, then ignored. */
+	rc = config_field_string(&s, "vsock_id", CONFIG_FIELD_NONEMPTY, &id);
 	if (!rc)
-		rc = dup_str(path, &v.uds_path);
+		rc = config_field_dup(path, &v.uds_path);
 	if (rc)
 		return rc;
-	v.guest_cid = (uint32_t)json_integer_value(cid);
 	config_vsock_free(out);
 	*out = v;
 	return 0;
@@ -375,12 +264,12 @@ int config_parse_entropy(struct entropy_config *out, json_t *obj, const char *wh
 {
 	static const char *const known[] = { "rate_limiter", NULL };
 	static const char *const refused[] = { "rate_limiter", NULL };
-	const struct section s = { obj, where, err, errlen };
+	const struct config_field_section s = { obj, where, err, errlen };
 	int rc;
 
-	rc = check_object(&s, known);
+	rc = config_field_check_object(&s, known);
 	if (!rc)
-		rc = refuse_fields(&s, refused);
+		rc = config_field_refuse(&s, refused);
 	if (rc)
 		return rc;
 	*out = (struct entropy_config){ 0 };

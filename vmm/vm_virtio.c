@@ -89,6 +89,10 @@ static int add_drive(struct vm *vm, json_t *body, unsigned index)
 	ret = virtio_blk_init(b, &d, &vm->mem, vm->loop, vm->vm_fd, base, irq);
 	if (ret == 0) {
 		v->nr_blk++;
+		ret = metrics_device_register(vm->metrics, &block_metrics_class, d.drive_id,
+					      (void **)&b->m);
+	}
+	if (ret == 0) {
 		snprintf(where, sizeof(where), "drive %s", b->id);
 		ret = attach(vm, &b->mmio, where);
 	}
@@ -166,6 +170,10 @@ static int add_rng(struct vm *vm)
 		ret = virtio_rng_init(&v->rng, &vm->mem, vm->loop, vm->vm_fd, base, irq);
 	if (ret == 0) {
 		v->has_rng = true;
+		ret = metrics_device_register(vm->metrics, &entropy_metrics_class, "entropy",
+					      (void **)&v->rng.m);
+	}
+	if (ret == 0) {
 		ret = attach(vm, &v->rng.mmio, "entropy");
 	}
 	return ret;

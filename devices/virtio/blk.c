@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -95,20 +96,42 @@ static int parse_request(struct virtio_blk *b, const struct virtq_chain *c, stru
 	return 0;
 }
 
-static void count(struct virtio_blk *b, uint32_t type, uint64_t bytes, bool ok)
+static const struct metrics_field block_fields[] = { BLOCK_METRICS(METRICS_FIELD, block) };
+const struct metrics_class block_metrics_class = {
+	"block", block_fields, sizeof(block_fields) / sizeof(block_fields[0]),
+	sizeof(struct metrics_block), false,
+};
+
+static uint64_t mono_ns(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Counts a finished request started at start_ns (0: not timed). */
+static void count(struct virtio_blk *b, uint32_t type, uint64_t bytes, bool ok, uint64_t start_ns)
+{
+	struct metrics_block *m = b->m;
+	uint64_t us = start_ns ? (mono_ns() - start_ns) / 1000 : 0;
+
 	if (!ok) {
-		b->errors++;
+		metrics_inc(&m->execute_fails);
 		return;
 	}
 	if (type == BLK_T_IN) {
-		b->reads++;
-		b->read_bytes += bytes;
+		metrics_inc(&m->read_count);
+		metrics_add(&m->read_bytes, bytes);
+		if (start_ns)
+			metrics_latency_record(&m->read_agg, us);
 	} else if (type == BLK_T_OUT) {
-		b->writes++;
-		b->write_bytes += bytes;
+		metrics_inc(&m->write_count);
+		metrics_add(&m->write_bytes, bytes);
+		if (start_ns)
+			metrics_latency_record(&m->write_agg, us);
 	} else if (type == BLK_T_FLUSH) {
-		b->flushes++;
+		metrics_inc(&m->flush_count);
 	}
 }
 
@@ -200,6 +223,7 @@ static int async_submit(struct virtio_blk *b, const struct virtq_chain *c,
 	r->type = (uint8_t)p->type;
 	r->status_gpa = p->status_gpa;
 	r->expect = p->data_len;
+	r->start_ns = mono_ns();
 	r->used_len = in ? (uint32_t)p->data_len + 1 : 1;
 	if (p->type == BLK_T_FLUSH) {
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
@@ -236,7 +260,7 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 		r = io_uring_cqe_get_data(cqe);
 		s = cqe->res >= 0 && (uint64_t)cqe->res == r->expect ? BLK_S_OK : BLK_S_IOERR;
 		io_uring_cqe_seen(&b->ring, cqe);
-		count(b, r->type, r->expect, s == BLK_S_OK);
+		count(b, r->type, r->expect, s == BLK_S_OK, r->start_ns);
 		r->busy = false;
 		b->inflight--;
 		if (b->mmio.activated && complete(b, r->head, r->status_gpa, s, r->used_len) < 0)
@@ -254,20 +278,28 @@ static void blk_notify(struct virtio_mmio *t, unsigned qi)
 	bool used = false, submitted = false;
 	int got = 0;
 
+	metrics_inc(&b->m->queue_event_count);
 	for (;;) {
 		struct blk_parsed p;
 		uint32_t used_len = 1;
+		uint64_t start_ns;
 
 		/* The async ring has room for a whole queue; stop taking requests if it is full. */
-		if (b->async && b->inflight >= BLK_QUEUE_SIZE)
+		if (b->async && b->inflight >= BLK_QUEUE_SIZE) {
+			metrics_inc(&b->m->io_engine_throttled_events);
 			break;
+		}
 		got = virtq_pop(q, t->mem, &c);
 		if (got <= 0)
 			break;
 		if (parse_request(b, &c, &p) < 0) {
+			metrics_inc(&b->m->invalid_reqs_count);
 			got = -EINVAL;
 			break;
 		}
+		if (p.status != BLK_S_OK)
+			metrics_inc(&b->m->invalid_reqs_count);
+		start_ns = mono_ns();
 		if (p.status == BLK_S_OK && b->async && p.type != BLK_T_GET_ID) {
 			if (async_submit(b, &c, &p) == 0) {
 				submitted = true;
@@ -277,7 +309,7 @@ static void blk_notify(struct virtio_mmio *t, unsigned qi)
 		}
 		if (p.status == BLK_S_OK)
 			p.status = sync_execute(b, &c, &p, &used_len);
-		count(b, p.type, p.data_len, p.status == BLK_S_OK);
+		count(b, p.type, p.data_len, p.status == BLK_S_OK, start_ns);
 		if (complete(b, c.head, p.status_gpa, p.status, used_len) < 0) {
 			got = -EFAULT;
 			break;
@@ -286,6 +318,7 @@ static void blk_notify(struct virtio_mmio *t, unsigned qi)
 	}
 	if (submitted)
 		io_uring_submit(&b->ring);
+	metrics_set(&b->m->remaining_reqs_count, b->inflight);
 	if (used)
 		virtio_mmio_signal_used(t, qi);
 	if (got < 0)
@@ -406,6 +439,7 @@ int virtio_blk_init(struct virtio_blk *b, const struct drive_config *d, struct g
 	*b = (struct virtio_blk){ .fd = -1, .ring_efd = -1, .read_only = d->is_read_only,
 				  .flush = d->cache_type == CACHE_WRITEBACK,
 				  .async = d->io_engine == IO_ENGINE_ASYNC };
+	b->m = &b->own_metrics;
 	snprintf(b->id, sizeof(b->id), "%s", d->drive_id);
 	ret = open_backing(b, d->path_on_host);
 	if (ret < 0) {

@@ -11,6 +11,12 @@
 /* At most this much per buffer: a guest asking for more gets a short fill, as the spec allows. */
 #define RNG_MAX_FILL 65536u
 
+static const struct metrics_field entropy_fields[] = { ENTROPY_METRICS(METRICS_FIELD, entropy) };
+const struct metrics_class entropy_metrics_class = {
+	"entropy", entropy_fields, sizeof(entropy_fields) / sizeof(entropy_fields[0]),
+	sizeof(struct metrics_entropy), true,
+};
+
 static void rng_notify(struct virtio_mmio *t, unsigned qi)
 {
 	struct virtio_rng *r = t->dev;
@@ -19,6 +25,7 @@ static void rng_notify(struct virtio_mmio *t, unsigned qi)
 	bool used = false;
 	int got;
 
+	metrics_inc(&r->m->entropy_event_count);
 	while ((got = virtq_pop(q, t->mem, &c)) > 0) {
 		uint64_t want = c.in_len < RNG_MAX_FILL ? c.in_len : RNG_MAX_FILL, done = 0;
 		uint8_t buf[4096];
@@ -27,11 +34,13 @@ static void rng_notify(struct virtio_mmio *t, unsigned qi)
 			size_t n = want - done < sizeof(buf) ? want - done : sizeof(buf);
 			ssize_t k = getrandom(buf, n, 0);
 
-			if (k <= 0)
+			if (k <= 0) {
+				metrics_inc(&r->m->host_rng_fails);
 				break;
+			}
 			done += virtq_chain_write(t->mem, &c, done, buf, (size_t)k);
 		}
-		r->bytes += done;
+		metrics_add(&r->m->entropy_bytes, done);
 		if (virtq_push(q, t->mem, c.head, (uint32_t)done) < 0) {
 			got = -EFAULT;
 			break;
@@ -40,8 +49,10 @@ static void rng_notify(struct virtio_mmio *t, unsigned qi)
 	}
 	if (used)
 		virtio_mmio_signal_used(t, qi);
-	if (got < 0)
+	if (got < 0) {
+		metrics_inc(&r->m->entropy_event_fails);
 		virtio_mmio_needs_reset(t, "the guest broke the request queue's rules");
+	}
 }
 
 static const struct virtio_device_ops rng_ops = {
@@ -55,7 +66,8 @@ static const struct virtio_device_ops rng_ops = {
 int virtio_rng_init(struct virtio_rng *r, struct guest_memory *mem, struct event_loop *loop,
 		    int vm_fd, uint64_t base, unsigned irq)
 {
-	r->bytes = 0;
+	*r = (struct virtio_rng){ 0 };
+	r->m = &r->own_metrics;
 	return virtio_mmio_init(&r->mmio, &rng_ops, r, mem, loop, vm_fd, base, irq);
 }
 

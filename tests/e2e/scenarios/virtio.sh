@@ -90,12 +90,13 @@ kvm_rng() {
 # GET /vm/config shows the devices.
 kvm_api_drives() {
 	local name=api-drives sock=${TMPDIR:-/tmp}/kiln-api-drives.$$.sock pid r step root ro cfgdoc
+	local metrics=$E2E_OUT/$name.metrics
 	root=$E2E_OUT/$name.ext4
 	ro=$E2E_OUT/$name-ro.img
 	log=$E2E_OUT/$name.log
 	cp --sparse=always "$GUEST/rootfs.ext4" "$root"
 	{ printf 'kiln-ro-drive-ok'; head -c $((1024 * 1024 - 16)) /dev/zero; } >"$ro"
-	rm -f "$sock"
+	rm -f "$sock" "$metrics"
 	timeout --kill-after=5 180 "$KILN" --api-sock "$sock" --id api-drives </dev/null >"$log" 2>&1 &
 	pid=$!
 	if ! wait_for 10 test -S "$sock"; then
@@ -108,6 +109,7 @@ kvm_api_drives() {
 		"PUT /drives/rootfs {\"drive_id\": \"rootfs\", \"path_on_host\": \"$root\", \"is_root_device\": true, \"is_read_only\": false}" \
 		"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$ro\", \"is_root_device\": false, \"is_read_only\": true, \"io_engine\": \"Async\"}" \
 		"PUT /entropy {}" \
+		"PUT /metrics {\"metrics_path\": \"$metrics\"}" \
 		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
 		read -r method path body <<<"$step"
 		r=$(api_call "$sock" "$method" "$path" "$body")
@@ -127,7 +129,19 @@ kvm_api_drives() {
 		fail "$name" "GET /vm/config does not show the devices: $cfgdoc"
 	elif ! grep -q 'entropy: virtio-mmio' "$log"; then
 		fail "$name" "no entropy device was created" "$log"
+	elif ! /usr/bin/python3 - "$metrics" <<'PY'
+import json, sys
+last = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+root, scratch, total = last["block_rootfs"], last["block_scratch"], last["block"]
+assert root["write_bytes"] >= 4 << 20, root
+assert root["read_count"] > 0 and scratch["read_count"] > 0, (root, scratch)
+assert scratch["write_count"] == 0, scratch
+assert total["read_count"] == root["read_count"] + scratch["read_count"], total
+assert last["entropy"]["entropy_bytes"] > 0, last["entropy"]
+PY
+	then
+		fail "$name" "the block and entropy metrics do not add up" "$metrics"
 	else
-		pass "$name" "root and read-only drives and entropy by curl alone; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r')"
+		pass "$name" "root and read-only drives and entropy by curl alone, counted in block_rootfs, block_scratch and entropy metrics; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r')"
 	fi
 }

@@ -42,29 +42,13 @@ static uint64_t xorshift(uint64_t *s)
 	return *s;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t n)
+/* Reads (out false) or writes all n bytes, retrying short transfers; 0 or -1 with errno. */
+static int io_all(int fd, void *buf, size_t n, bool out)
 {
 	uint8_t *p = buf;
 
 	while (n > 0) {
-		ssize_t k = read(fd, p, n);
+		ssize_t k = out ? write(fd, p, n) : read(fd, p, n);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -104,7 +88,7 @@ static uint32_t write_file(struct result *r, uint64_t seed)
 	for (size_t i = 0; i < BLK_FILE_BYTES / 8; i++)
 		buf[i] = xorshift(&seed);
 	fd = open(BLK_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write_all(fd, buf, BLK_FILE_BYTES) < 0 || fsync(fd) < 0) {
+	if (fd < 0 || io_all(fd, buf, BLK_FILE_BYTES, true) < 0 || fsync(fd) < 0) {
 		result_fail(r, "writing %s: %s", BLK_FILE, strerror(errno));
 		goto out;
 	}
@@ -118,7 +102,7 @@ static uint32_t write_file(struct result *r, uint64_t seed)
 	}
 	close(fd);
 	fd = open(BLK_FILE, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read_all(fd, back, BLK_FILE_BYTES) < 0) {
+	if (fd < 0 || io_all(fd, back, BLK_FILE_BYTES, false) < 0) {
 		result_fail(r, "reading %s back: %s", BLK_FILE, strerror(errno));
 		goto out;
 	}
@@ -148,7 +132,7 @@ static void check_read_only(struct result *r)
 	if (read_text("/sys/block/vdb/ro", ro, sizeof(ro)) < 0 || ro[0] != '1')
 		result_fail(r, "/sys/block/vdb/ro is \"%.1s\", expected 1", ro);
 	fd = open("/dev/vdb", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read_all(fd, magic, sizeof(RO_MAGIC) - 1) < 0 ||
+	if (fd < 0 || io_all(fd, magic, sizeof(RO_MAGIC) - 1, false) < 0 ||
 	    memcmp(magic, RO_MAGIC, sizeof(RO_MAGIC) - 1)) {
 		result_fail(r, "/dev/vdb does not start with %s", RO_MAGIC);
 	}
@@ -207,7 +191,7 @@ void test_rng(const struct agent *a, struct result *r)
 		return;
 	}
 	fd = open("/dev/hwrng", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read_all(fd, x, sizeof(x)) < 0 || read_all(fd, y, sizeof(y)) < 0) {
+	if (fd < 0 || io_all(fd, x, sizeof(x), false) < 0 || io_all(fd, y, sizeof(y), false) < 0) {
 		result_fail(r, "reading /dev/hwrng: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);

@@ -30,34 +30,45 @@ wait_for() {
 
 ticks_at_least() { [ "$(ticks "$1")" -ge "$2" ]; }
 
-kvm_api_boot_pause_ctrl_alt_del() {
-	# The socket lives in /tmp: the L1 harness's 9p share cannot hold sockets.
-	local name=api-boot sock=${TMPDIR:-/tmp}/kiln-api-boot.$$.sock klog=$E2E_OUT/api-boot.kiln.log
-	local pid r step n0 n1 n2 rc
-	log=$E2E_OUT/api-boot.log
-	rm -f "$sock" "$klog"
-	timeout --kill-after=5 240 "$KILN" --api-sock "$sock" --id api-boot </dev/null >"$log" 2>&1 &
+# api_kiln NAME SOCK SECONDS STEP...: starts kiln on SOCK in the background (pid in $pid,
+# output in $log), waits for the socket and sends each "METHOD PATH BODY" step, which must be
+# answered 204. On any failure records it, stops kiln and returns 1.
+api_kiln() {
+	local name=$1 sock=$2 limit=$3 step r method path body
+	shift 3
+	rm -f "$sock"
+	timeout --kill-after=5 "$limit" "$KILN" --api-sock "$sock" --id "$name" </dev/null >"$log" 2>&1 &
 	pid=$!
 	if ! wait_for 10 test -S "$sock"; then
 		fail "$name" "the API socket did not appear" "$log"
 		kill "$pid" 2>/dev/null
-		return
+		wait "$pid" 2>/dev/null
+		return 1
 	fi
-	# Configuration by curl alone, each answered 204.
-	for step in \
-		"PUT /logger {\"log_path\": \"$klog\", \"level\": \"Debug\", \"show_level\": true}" \
-		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=ticker\"}" \
-		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
-		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
+	for step in "$@"; do
 		read -r method path body <<<"$step"
 		r=$(api_call "$sock" "$method" "$path" "$body")
 		if [ "${r%% *}" != 204 ]; then
 			fail "$name" "$method $path answered $r" "$log"
 			kill "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
-			return
+			return 1
 		fi
 	done
+}
+
+kvm_api_boot_pause_ctrl_alt_del() {
+	# The socket lives in /tmp: the L1 harness's 9p share cannot hold sockets.
+	local name=api-boot sock=${TMPDIR:-/tmp}/kiln-api-boot.$$.sock klog=$E2E_OUT/api-boot.kiln.log
+	local pid r step n0 n1 n2 rc
+	log=$E2E_OUT/api-boot.log
+	rm -f "$klog"
+	# Configuration by curl alone, each answered 204.
+	api_kiln api-boot "$sock" 240 \
+		"PUT /logger {\"log_path\": \"$klog\", \"level\": \"Debug\", \"show_level\": true}" \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=ticker\"}" \
+		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
+		"PUT /actions {\"action_type\": \"InstanceStart\"}" || return
 	r=$(api_call "$sock" GET /)
 	if ! wait_for 60 ticks_at_least "$log" 5 || [[ "$r" != *'"state":"Running"'* ]]; then
 		fail "$name" "the guest did not start ticking (GET / said: $r)" "$log"

@@ -89,37 +89,21 @@ kvm_rng() {
 # boots from the root drive given by PUT /drives, runs the block test and reads its hwrng; then
 # GET /vm/config shows the devices.
 kvm_api_drives() {
-	local name=api-drives sock=${TMPDIR:-/tmp}/kiln-api-drives.$$.sock pid r step root ro cfgdoc
+	local name=api-drives sock=${TMPDIR:-/tmp}/kiln-api-drives.$$.sock pid root ro cfgdoc
 	local metrics=$E2E_OUT/$name.metrics
 	root=$E2E_OUT/$name.ext4
 	ro=$E2E_OUT/$name-ro.img
 	log=$E2E_OUT/$name.log
 	cp --sparse=always "$GUEST/rootfs.ext4" "$root"
 	{ printf 'kiln-ro-drive-ok'; head -c $((1024 * 1024 - 16)) /dev/zero; } >"$ro"
-	rm -f "$sock" "$metrics"
-	timeout --kill-after=5 180 "$KILN" --api-sock "$sock" --id api-drives </dev/null >"$log" 2>&1 &
-	pid=$!
-	if ! wait_for 10 test -S "$sock"; then
-		fail "$name" "the API socket did not appear" "$log"
-		kill "$pid" 2>/dev/null
-		return
-	fi
-	for step in \
+	rm -f "$metrics"
+	api_kiln "$name" "$sock" 180 \
 		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off init=/sbin/init kiln.test=blk kiln.blk_ro=1\"}" \
 		"PUT /drives/rootfs {\"drive_id\": \"rootfs\", \"path_on_host\": \"$root\", \"is_root_device\": true, \"is_read_only\": false}" \
 		"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$ro\", \"is_root_device\": false, \"is_read_only\": true, \"io_engine\": \"Async\"}" \
 		"PUT /entropy {}" \
 		"PUT /metrics {\"metrics_path\": \"$metrics\"}" \
-		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
-		read -r method path body <<<"$step"
-		r=$(api_call "$sock" "$method" "$path" "$body")
-		if [ "${r%% *}" != 204 ]; then
-			fail "$name" "$method $path answered $r" "$log"
-			kill "$pid" 2>/dev/null
-			wait "$pid" 2>/dev/null
-			return
-		fi
-	done
+		"PUT /actions {\"action_type\": \"InstanceStart\"}" || return
 	cfgdoc=$(api_call "$sock" GET /vm/config)
 	rc=0
 	wait "$pid" || rc=$?

@@ -216,7 +216,17 @@ static int async_submit(struct virtio_blk *b, const struct virtq_chain *c,
 			break;
 		}
 	}
-	sqe = r ? io_uring_get_sqe(&b->ring) : NULL;
+	if (!r)
+		return -EAGAIN;
+	/* The iovecs before the sqe: an sqe taken from the ring goes out with the next submit,
+	 * prepared or not. */
+	if (p->type != BLK_T_FLUSH) {
+		r->nr_iov = virtq_chain_iov(b->mmio.mem, c, in, in ? 0 : HDR_LEN, p->data_len,
+					    r->iov, BLK_SEG_MAX);
+		if (r->nr_iov <= 0)
+			return -EINVAL;
+	}
+	sqe = io_uring_get_sqe(&b->ring);
 	if (!sqe)
 		return -EAGAIN;
 	r->head = c->head;
@@ -225,20 +235,12 @@ static int async_submit(struct virtio_blk *b, const struct virtq_chain *c,
 	r->expect = p->data_len;
 	r->start_ns = mono_ns();
 	r->used_len = in ? (uint32_t)p->data_len + 1 : 1;
-	if (p->type == BLK_T_FLUSH) {
+	if (p->type == BLK_T_FLUSH)
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
-	} else {
-		r->nr_iov = virtq_chain_iov(b->mmio.mem, c, in, in ? 0 : HDR_LEN, p->data_len,
-					    r->iov, BLK_SEG_MAX);
-		if (r->nr_iov <= 0)
-			return -EINVAL;
-		if (in)
-			io_uring_prep_readv(sqe, b->fd, r->iov, (unsigned)r->nr_iov,
-					    p->sector * SECTOR);
-		else
-			io_uring_prep_writev(sqe, b->fd, r->iov, (unsigned)r->nr_iov,
-					     p->sector * SECTOR);
-	}
+	else if (in)
+		io_uring_prep_readv(sqe, b->fd, r->iov, (unsigned)r->nr_iov, p->sector * SECTOR);
+	else
+		io_uring_prep_writev(sqe, b->fd, r->iov, (unsigned)r->nr_iov, p->sector * SECTOR);
 	io_uring_sqe_set_data(sqe, r);
 	r->busy = true;
 	b->inflight++;
@@ -300,7 +302,9 @@ static void blk_notify(struct virtio_mmio *t, unsigned qi)
 		if (p.status != BLK_S_OK)
 			metrics_inc(&b->m->invalid_reqs_count);
 		start_ns = mono_ns();
-		if (p.status == BLK_S_OK && b->async && p.type != BLK_T_GET_ID) {
+		/* GET_ID and transfers of no data are done on the spot by either engine. */
+		if (p.status == BLK_S_OK && b->async && p.type != BLK_T_GET_ID &&
+		    (p.type == BLK_T_FLUSH || p.data_len > 0)) {
 			if (async_submit(b, &c, &p) == 0) {
 				submitted = true;
 				continue;

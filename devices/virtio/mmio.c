@@ -135,6 +135,11 @@ static void write_status(struct virtio_mmio *t, uint32_t v)
 			v &= ~VIRTIO_STATUS_FEATURES_OK; /* the driver reads it back and gives up */
 	}
 	t->status = (t->status & VIRTIO_STATUS_NEEDS_RESET) | v;
+	if ((added & VIRTIO_STATUS_DRIVER_OK) && (t->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		/* Broken before DRIVER_OK (a bad queue): tell the driver now, and stay stopped. */
+		raise_irq(t, VIRTIO_INT_CONFIG);
+		return;
+	}
 	if ((added & VIRTIO_STATUS_DRIVER_OK) && !t->activated &&
 	    (t->status & VIRTIO_STATUS_FEATURES_OK)) {
 		int ret;
@@ -401,7 +406,7 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_device_ops *ops,
 		     struct guest_memory *mem, struct event_loop *loop, int vm_fd, uint64_t base,
 		     unsigned irq)
 {
-	int ret;
+	int ret = 0;
 
 	*t = (struct virtio_mmio){
 		.ops = ops, .dev = dev, .mem = mem, .loop = loop, .vm_fd = vm_fd,

@@ -147,12 +147,14 @@ int virtq_pop(struct virtq *q, struct guest_memory *gm, struct virtq_chain *c)
 
 int virtq_push(struct virtq *q, struct guest_memory *gm, uint16_t head, uint32_t len)
 {
-	uint64_t elem = q->used + USED_RING + (uint64_t)USED_ELEM * (q->next_used % q->size);
 	uint8_t raw[USED_ELEM];
 	uint32_t id = head;
+	uint64_t elem;
 
+	/* Not ready, the size may be anything, 0 included (the driver disabled the queue). */
 	if (!q->ready)
 		return -EFAULT;
+	elem = q->used + USED_RING + (uint64_t)USED_ELEM * (q->next_used % q->size);
 	memcpy(raw, &id, 4);
 	memcpy(raw + 4, &len, 4);
 	if (guest_memory_write(gm, elem, raw, sizeof(raw)) < 0)

@@ -1,6 +1,7 @@
 # Device throughput for bench/run (sourced inside L1): virtio-blk under kiln (Sync and Async
-# engines) and under QEMU -M microvm, the same guest doing the same work on the same image file.
-# Sets dev_md_rows and dev_json_rows.
+# engines) and under QEMU -M microvm, the same guest doing the same work on the same image file;
+# virtio-net TCP throughput both ways through the same TAP. Sets dev_md_rows and dev_json_rows.
+. tests/e2e/scenarios/net.sh # NET_HOST_PY, NET_* addresses, net_tap_up/down
 
 # blk_bench NAME CMD...: one guest run of kiln.test=blkbench; prints its KILN-BENCH figures.
 blk_bench() {
@@ -14,6 +15,28 @@ blk_bench() {
 
 # bench_field LINE KEY: the value of KEY=VALUE in LINE.
 bench_field() { grep -o "$2=[0-9.]*" <<<"$1" | cut -d= -f2; }
+
+# net_bench NAME CMD...: the agent's net test (32 MiB each way over TCP to a host peer on the
+# TAP); prints "tx_mbps=.. rx_mbps=..".
+net_bench() {
+	local name=$1 py res
+	shift
+	net_tap_up >"$work/$name-tap.log" 2>&1 || { say "$name: cannot create $NET_TAP"; exit 1; }
+	timeout -k 5 280 /usr/bin/python3 -c "$NET_HOST_PY" "$NET_HOST_IP" "$NET_PORT" 32 \
+		"$NET_GUEST_IP" >"$work/$name-host.log" 2>&1 &
+	py=$!
+	for _ in $(seq 1 100); do
+		grep -q listening "$work/$name-host.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	timeout --kill-after=5 300 "$@" </dev/null >"$work/$name.log" 2>&1 || true
+	kill "$py" 2>/dev/null
+	wait "$py" 2>/dev/null || true
+	net_tap_down
+	res=$(grep -o 'KILN-RESULT net PASS.*' "$work/$name.log" | tr -d '\r' | head -1)
+	[ -n "$res" ] || { say "$name: no passing net test; last lines:"; tail -n 20 "$work/$name.log" >&2; exit 1; }
+	echo "$(grep -o 'tx_mbps=[0-9.]*' <<<"$res") $(grep -o 'rx_mbps=[0-9.]*' <<<"$res")"
+}
 
 device_benches() {
 	local img dir bargs k_sync k_async q row key
@@ -42,6 +65,24 @@ JSON
 		-drive id=d0,file="$img",format=raw,if=none -device virtio-blk-device,drive=d0)
 	rm -rf "$dir"
 	say "blk: kiln Sync: $k_sync; kiln Async: $k_async; QEMU: $q"
+
+	local nargs="console=ttyS0 quiet reboot=t panic=1 pci=off kiln.test=net kiln.net_ip=$NET_GUEST_IP/30 kiln.net_peer=$NET_HOST_IP kiln.net_port=$NET_PORT kiln.net_mib=32 kiln.net_mac=$NET_MAC" k_net q_net
+	cat >"$work/kiln-net.json" <<JSON
+{
+  "boot-source": { "kernel_image_path": "$guest/vmlinux",
+                   "initrd_path": "$guest/initramfs.cpio.gz", "boot_args": "$nargs" },
+  "machine-config": { "vcpu_count": 1, "mem_size_mib": 256 },
+  "network-interfaces": [ { "iface_id": "eth0", "host_dev_name": "$NET_TAP", "guest_mac": "$NET_MAC" } ]
+}
+JSON
+	k_net=$(net_bench kiln-net build/kiln --no-api --config-file "$work/kiln-net.json")
+	q_net=$(net_bench qemu-net qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
+		-cpu host -smp 1 -m 256 -object memory-backend-memfd,id=mem,size=256M \
+		-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
+		-append "$nargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+		-netdev tap,id=n0,ifname="$NET_TAP",script=no,downscript=no \
+		-device virtio-net-device,netdev=n0,mac="$NET_MAC")
+	say "net: kiln: $k_net; QEMU: $q_net"
 	dev_md_rows='' dev_json_rows=''
 	for row in "seq_write_mbs|virtio-blk sequential write, 1 MiB O_DIRECT (MB/s)" \
 		"seq_read_mbs|virtio-blk sequential read, 1 MiB O_DIRECT (MB/s)" \
@@ -53,6 +94,16 @@ JSON
 		dev_md_rows+="| ${row#*|} | Sync $s / Async $a | QEMU -M microvm: $r | $(ratio "$s" "$r") / $(ratio "$a" "$r") |
 "
 		dev_json_rows+="    { \"figure\": \"blk_$key\", \"kiln\": $s, \"kiln_async\": $a, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$s" "$r"), \"ratio_async\": $(ratio "$a" "$r") },
+"
+	done
+	for row in "tx_mbps|virtio-net TCP guest → host, 32 MiB (Mbit/s)" \
+		"rx_mbps|virtio-net TCP host → guest, 32 MiB (Mbit/s)"; do
+		key=${row%%|*}
+		local k r
+		k=$(bench_field "$k_net" "$key") r=$(bench_field "$q_net" "$key")
+		dev_md_rows+="| ${row#*|} | $k | QEMU -M microvm: $r | $(ratio "$k" "$r") |
+"
+		dev_json_rows+="    { \"figure\": \"net_$key\", \"kiln\": $k, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$k" "$r") },
 "
 	done
 }

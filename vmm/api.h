@@ -18,6 +18,7 @@ struct vmm;
 
 /* One request on its way from the API thread to the event loop thread. */
 struct api_call {
+	const struct api_request *kiln; /* one of kiln's own endpoints, or NULL */
 	const struct api_route *route;
 	char param[API_SCHEMA_PARAM_LEN];
 	json_t *body;             /* the parsed, validated body, or NULL */
@@ -40,10 +41,13 @@ struct api {
 
 /*
  * Creates the unix socket at sock_path (refusing a path that exists), starts the API thread on
- * it and hooks the call eventfd into m's event loop. Returns 0 or -errno with one line in err.
+ * it and hooks the call eventfd into m's event loop. The API thread runs thread_init (unless
+ * NULL) before it reads its first request: kiln loads its seccomp filter there. Returns 0 or
+ * -errno with one line in err.
  */
-int api_open(struct api *a, struct vmm *m, const char *sock_path, size_t max_payload, char *err,
-	     size_t errlen) __attribute__((warn_unused_result));
+int api_open(struct api *a, struct vmm *m, const char *sock_path, size_t max_payload,
+	     api_server_thread_fn thread_init, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Answers a call still waiting, stops the API thread, removes the socket. */
 void api_close(struct api *a);

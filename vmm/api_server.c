@@ -181,12 +181,43 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("API: libmicrohttpd: %s", line);
 }
 
+/*
+ * libmicrohttpd's accept policy, called on its thread for each new connection before anything
+ * is read from it: the first one runs thread_init there (libmicrohttpd creates the thread, so
+ * this is kiln's first chance to run code on it).
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct api_server *s = cls;
+	int ret;
+
+	(void)addr;
+	(void)addrlen;
+	if (!s->thread_init || s->thread_ready)
+		return MHD_YES;
+	ret = s->thread_init();
+	if (ret < 0) {
+		log_error("API: setting up the server's thread: %s; connection refused",
+			  strerror(-ret));
+		return MHD_NO;
+	}
+	s->thread_ready = true;
+	return MHD_YES;
+}
+
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
 		     void *opaque)
 {
-	*s = (struct api_server){ .fn = fn, .opaque = opaque, .max_payload = max_payload };
+	return api_server_start_with(s, listen_fd, max_payload, fn, opaque, NULL);
+}
+
+int api_server_start_with(struct api_server *s, int listen_fd, size_t max_payload,
+			  api_server_fn fn, void *opaque, api_server_thread_fn thread_init)
+{
+	*s = (struct api_server){ .fn = fn, .opaque = opaque, .max_payload = max_payload,
+				  .thread_init = thread_init };
 	s->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, on_accept, s,
 		on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
 		listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_SERVER_MAX_CONNECTIONS,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_SERVER_IDLE_TIMEOUT_S,

@@ -2,6 +2,7 @@
 #ifndef KILN_API_SERVER_H
 #define KILN_API_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define API_SERVER_DEFAULT_MAX_PAYLOAD 51200 /* Firecracker's default */
@@ -28,11 +29,16 @@ struct api_reply {
 typedef void (*api_server_fn)(void *opaque, const struct api_request *req,
 			      struct api_reply *reply);
 
+/* Run once on the server's thread before it reads its first connection; 0 or -errno. */
+typedef int (*api_server_thread_fn)(void);
+
 struct api_server {
 	struct MHD_Daemon *daemon;
 	api_server_fn fn;
 	void *opaque;
 	size_t max_payload;
+	api_server_thread_fn thread_init; /* NULL: none */
+	bool thread_ready;                /* thread_init ran (touched by the server's thread only) */
 };
 
 /*
@@ -43,6 +49,15 @@ struct api_server {
  */
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
 		     void *opaque) __attribute__((warn_unused_result));
+
+/*
+ * As api_server_start, and the server's thread runs thread_init (kiln: its seccomp filter)
+ * when it accepts its first connection, before reading a byte of it. While thread_init
+ * fails, every connection is closed unread.
+ */
+int api_server_start_with(struct api_server *s, int listen_fd, size_t max_payload,
+			  api_server_fn fn, void *opaque, api_server_thread_fn thread_init)
+	__attribute__((warn_unused_result));
 
 /* Stops the thread and closes every connection and the listening socket. */
 void api_server_stop(struct api_server *s);

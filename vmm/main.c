@@ -10,6 +10,7 @@
 #include "api.h"
 #include "config.h"
 #include "log.h"
+#include "seccomp_filter.h"
 #include "vmm.h"
 
 #define ID_MAX 64
@@ -27,6 +28,7 @@ struct options {
 	bool show_log_origin;
 	bool no_api;
 	bool boot_timer;
+	bool no_seccomp;
 };
 
 static void usage(FILE *f)
@@ -52,11 +54,15 @@ static void usage(FILE *f)
 		"  --show-log-origin      put the source file and line in each log line\n"
 		"  --boot-timer           log the time from start until the guest writes 123 to\n"
 		"                         MMIO 0xd0000000\n"
+		"  --no-seccomp           run without seccomp filters (not for production)\n"
+		"  --print-seccomp THREAD print the seccomp policy of THREAD (main, main-running,\n"
+		"                         api or vcpu) and exit\n"
 		"  --version              print the version and exit\n"
 		"  --help                 print this help and exit\n"
 		"\n"
-		"Exit codes: 0 guest rebooted or shut down, 1 error, 152 bad configuration,\n"
-		"153 bad arguments, 128+N stopped by signal N.\n");
+		"Exit codes: 0 guest rebooted or shut down, 1 error, 148 a thread made a system call\n"
+		"its seccomp filter forbids, 152 bad configuration, 153 bad arguments, 128+N stopped\n"
+		"by signal N.\n");
 }
 
 static bool valid_id(const char *id)
@@ -88,7 +94,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const char *const valued[] = { "--config-file", "--api-sock", "--id", "--log-path",
 					      "--level", "--http-api-max-payload-size",
-					      "--metrics-path" };
+					      "--metrics-path", "--print-seccomp" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
@@ -136,6 +142,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->max_payload = (size_t)n;
 		} else if (k == 6) {
 			o->metrics_path = val;
+		} else if (k == 7) {
+			int t = seccomp_filter_thread_parse(val);
+
+			if (t < 0) {
+				fprintf(stderr, "kiln: --print-seccomp \"%s\": expected main, "
+						"main-running, api or vcpu\n", val);
+				return -1;
+			}
+			return seccomp_filter_print(stdout, (enum seccomp_thread)t) < 0 ? -1 : 1;
+		} else if (strcmp(arg, "--no-seccomp") == 0) {
+			o->no_seccomp = true;
 		} else if (strcmp(arg, "--no-api") == 0) {
 			o->no_api = true;
 		} else if (strcmp(arg, "--boot-timer") == 0) {
@@ -200,6 +217,12 @@ static void record_startup(struct metrics *metrics, const struct timespec *t0)
 		  (unsigned long long)(us_of(&now) - us_of(t0)), (unsigned long long)us_of(&cpu));
 }
 
+/* Run by libmicrohttpd's thread before it reads its first connection. */
+static int api_thread_filter(void)
+{
+	return seccomp_filter_install(SECCOMP_API);
+}
+
 int main(int argc, char **argv)
 {
 	struct options opts = { .id = "anonymous-instance", .level = LOG_INFO,
@@ -243,9 +266,22 @@ int main(int argc, char **argv)
 			return VM_EXIT_BAD_CONFIG;
 		}
 	}
+	/* Before anything a client or the guest sends: every thread created from here on is born
+	 * under this filter (seccomp/seccomp_filter.c explains the order). */
+	m.seccomp = !opts.no_seccomp;
+	if (!m.seccomp) {
+		log_warn("--no-seccomp: running without seccomp filters; a compromised thread may "
+			 "make any system call");
+	} else if ((ret = seccomp_filter_install(SECCOMP_MAIN)) < 0) {
+		fprintf(stderr, "kiln: cannot install the main thread's seccomp filter: %s\n",
+			strerror(-ret));
+		vmm_destroy(&m);
+		return VM_EXIT_ERROR;
+	}
 	if (opts.api_sock) {
 		/* The socket first: clients wait for it, and it needs no KVM. */
-		if (api_open(&api, &m, opts.api_sock, opts.max_payload, err, sizeof(err)) < 0) {
+		if (api_open(&api, &m, opts.api_sock, opts.max_payload,
+			     m.seccomp ? api_thread_filter : NULL, err, sizeof(err)) < 0) {
 			fprintf(stderr, "kiln: %s\n", err);
 			vmm_destroy(&m);
 			return VM_EXIT_ERROR;

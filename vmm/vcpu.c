@@ -13,6 +13,7 @@
 #include "boot_x86_64.h"
 #include "cpuid_x86_64.h"
 #include "log.h"
+#include "seccomp_filter.h"
 #include "vm.h"
 
 #define MSR_IA32_MISC_ENABLE 0x1a0
@@ -226,6 +227,7 @@ static void *vcpu_thread(void *arg)
 	} run_mask = { .head.len = 8 };
 	sigset_t blocked;
 	char name[16];
+	int err;
 
 	snprintf(name, sizeof(name), "kiln-vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
@@ -236,6 +238,12 @@ static void *vcpu_thread(void *arg)
 	memcpy(run_mask.mask, &blocked, sizeof(run_mask.mask));
 	if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &run_mask) < 0) {
 		log_error("vCPU %u: KVM_SET_SIGNAL_MASK: %s", v->id, strerror(errno));
+		vm_request_exit(vm, VM_EXIT_ERROR);
+		return NULL;
+	}
+	/* The guest runs only under the vCPU filter (on top of the main thread's, inherited). */
+	if (vm->seccomp && (err = seccomp_filter_install(SECCOMP_VCPU)) < 0) {
+		log_error("vCPU %u: cannot install its seccomp filter: %s", v->id, strerror(-err));
 		vm_request_exit(vm, VM_EXIT_ERROR);
 		return NULL;
 	}

@@ -19,6 +19,7 @@
 #include "layout_x86_64.h"
 #include "log.h"
 #include "mptable_x86_64.h"
+#include "seccomp_filter.h"
 
 #define MIB (1ull << 20)
 
@@ -449,8 +450,16 @@ int vm_start(struct vm *vm)
 	vm->state = VM_RUNNING;
 	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
-	if (ret < 0)
+	if (ret < 0) {
 		vm_request_exit(vm, VM_EXIT_ERROR);
+		return ret;
+	}
+	/* Nothing is built from here on: the main thread gives up what building needed
+	 * (seccomp/seccomp_filter.c); the vCPU threads, created already, keep their filters. */
+	if (vm->seccomp && (ret = seccomp_filter_install(SECCOMP_MAIN_RUNNING)) < 0) {
+		log_error("cannot narrow the main thread's seccomp filter: %s", strerror(-ret));
+		vm_request_exit(vm, VM_EXIT_ERROR);
+	}
 	return ret;
 }
 

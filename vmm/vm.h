@@ -36,6 +36,7 @@ struct vm {
 	const struct vm_config *cfg;
 	enum vm_state state;
 	bool boot_timer_enabled;
+	bool seccomp;             /* seccomp filters: vCPU threads load theirs, vm_start narrows main's */
 
 	int kvm_fd;
 	int vm_fd;
@@ -85,9 +86,10 @@ int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop
 	__attribute__((warn_unused_result));
 
 /*
- * Starts the vCPUs. From then on, when the guest resets or powers off (or vm_request_exit is
- * called) the VM sets loop->stop; the caller then calls vm_stop. Returns 0 or -errno (the VM is
- * then already asked to stop).
+ * Starts the vCPUs; with vm->seccomp, the calling (main) thread then narrows its seccomp
+ * filter to what a running VM needs. From then on, when the guest resets or powers off (or
+ * vm_request_exit is called) the VM sets loop->stop; the caller then calls vm_stop. Returns 0
+ * or -errno (the VM is then already asked to stop).
  */
 int vm_start(struct vm *vm) __attribute__((warn_unused_result));
 

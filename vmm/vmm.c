@@ -193,6 +193,7 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 		return ret;
 	}
 	m->vm = vm;
+	vm->seccomp = m->seccomp; /* each vCPU thread loads its filter before its first KVM_RUN */
 	ret = vm_start(vm);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));

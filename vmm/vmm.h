@@ -25,6 +25,7 @@ struct vmm {
 	struct api *api;    /* NULL with --no-api */
 	struct metrics metrics;
 	int metrics_timer_fd; /* flushes the metrics every METRICS_FLUSH_INTERVAL_MS */
+	bool seccomp;       /* threads filter themselves (off with --no-seccomp) */
 };
 
 /*

@@ -1,0 +1,190 @@
+/* What each kind of kiln thread may ask of the kernel: the rule table. */
+#include "seccomp_rules.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/if_tun.h>
+#include <linux/io_uring.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+
+/* Linux 6.6's UFFDIO_POISON (struct uffdio_poison is 32 bytes), for older system headers. */
+#ifndef UFFDIO_POISON
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, __u64[4])
+#endif
+
+#define B SECCOMP_BIT(SECCOMP_MAIN) /* main thread, until the vCPUs run (build) */
+#define M (B | SECCOMP_BIT(SECCOMP_MAIN_RUNNING)) /* main thread, all along */
+#define A SECCOMP_BIT(SECCOMP_API)
+#define V SECCOMP_BIT(SECCOMP_VCPU)
+#define ALL (M | A | V)
+
+/* Allowed with any arguments. */
+#define SYS(name, threads, why) { #name, threads, 0, SC_ANY, 0, 0, NULL, 0, why }
+/* Allowed when argument arg equals val. */
+#define EQ(name, threads, arg, val, why) \
+	{ #name, threads, arg, SC_EQ, (uint64_t)(val), 0, #val, 0, why }
+/* ioctl, allowed for one request number. */
+#define IOCTL(req, threads, why) { "ioctl", threads, 1, SC_EQ, (uint64_t)(req), 0, #req, 0, why }
+/* Allowed when (argument arg & mask) == val; text says so in words. */
+#define MASKED(name, threads, arg, mask, val, text, why) \
+	{ #name, threads, arg, SC_MASKED_EQ, (uint64_t)(val), (uint64_t)(mask), text, 0, why }
+/* Not allowed, but failing with err instead of stopping kiln. */
+#define REFUSE(name, threads, err, why) { #name, threads, 0, SC_ANY, 0, 0, NULL, err, why }
+
+/*
+ * Rules for A or V must also be in B: those threads inherit the main thread's filter and add
+ * their own on top, and the kernel lets a call through only if every filter allows it (the
+ * unit test checks this). The main thread's first list is therefore the union of everything.
+ * Once the vCPUs run, the main thread narrows itself to the M rules: the B ones only build.
+ */
+static const struct seccomp_rule rules[] = {
+	/* --- memory: glibc's malloc, thread stacks, kiln's own mappings --- */
+	SYS(brk, ALL, "glibc malloc: the main arena grows and shrinks"),
+	MASKED(mmap, ALL, 2, PROT_EXEC, 0, "prot without PROT_EXEC",
+	       "malloc arenas and large blocks, libmicrohttpd's connection pools, thread stacks, "
+	       "guest RAM, kvm_run, io_uring rings"),
+	MASKED(mprotect, ALL, 2, PROT_EXEC, 0, "prot without PROT_EXEC",
+	       "malloc grows a thread's arena; pthread_create's stack guard"),
+	SYS(munmap, ALL, "free() of large blocks, connection pools; guest RAM and rings at exit"),
+	SYS(mremap, M | A, "realloc() of large blocks: request bodies, JSON text"),
+	SYS(madvise, ALL, "glibc frees a finished thread's stack and trims arenas; guest RAM is "
+			  "left out of core dumps"),
+
+	/* --- threads, signals, time --- */
+	SYS(futex, ALL, "mutexes and condition variables: API hand-over, pause/resume, device locks"),
+	MASKED(clone, B, 0, CLONE_THREAD, CLONE_THREAD, "flags with CLONE_THREAD",
+	       "pthread_create: the API thread and the vCPU threads; never a new process"),
+	REFUSE(clone3, B, ENOSYS, "its flags sit in memory a filter cannot read: glibc falls back "
+				  "to clone, whose flags are checked"),
+	SYS(set_robust_list, B, "a new thread's first steps in glibc (before its own filter)"),
+	SYS(rseq, B, "a new thread's first steps in glibc (before its own filter)"),
+	EQ(prctl, B, 0, PR_SET_NAME, "threads name themselves (kiln_main, kiln-vcpuN, MHD-single)"),
+	EQ(prctl, ALL, 0, PR_GET_NAME, "log lines in a file name their thread"),
+	EQ(prctl, B, 0, PR_SET_NO_NEW_PRIVS, "libseccomp, as each thread installs its own filter"),
+	SYS(seccomp, B, "the API and vCPU threads install their own filter on top of this one"),
+	SYS(rt_sigaction, B, "the vCPU kick handler and the SIGSYS handler"),
+	SYS(rt_sigprocmask, ALL, "pthread_create and threads' signal masks; abort()"),
+	SYS(rt_sigreturn, ALL, "return from the vCPU kick handler"),
+	SYS(rt_sigtimedwait, B | V, "a vCPU consumes a pending kick before KVM_RUN"),
+	EQ(tgkill, M, 2, SIGUSR2, "the event loop kicks vCPUs out of KVM_RUN (pause, stop)"),
+	EQ(tgkill, ALL, 2, SIGABRT, "abort(): glibc's fortify and stack-protector checks"),
+	SYS(getpid, ALL, "pthread_kill and abort() name the process"),
+	SYS(gettid, ALL, "abort() names the thread"),
+	SYS(clock_gettime, ALL, "timestamps (logs, metrics, latencies, HTTP dates) when the vDSO "
+				"cannot answer"),
+	SYS(gettimeofday, ALL, "time() when the vDSO cannot answer"),
+	SYS(clock_nanosleep, M, "console input waits 1 ms for the guest to drain its FIFO"),
+	SYS(exit, ALL, "a thread ends"),
+	SYS(exit_group, ALL, "kiln exits (also from the SIGSYS handler)"),
+
+	/* --- file descriptors --- */
+	SYS(read, M | A, "eventfds, signalfd, timerfds, stdin, sysfs and /proc files (M); "
+			 "libmicrohttpd's wake-up eventfd (A)"),
+	SYS(write, ALL, "eventfds (irqfds, API hand-over, VM exit), serial output, log and metrics"),
+	SYS(close, ALL, "every fd kiln opens; vsock connections closed by a device reset (V)"),
+	SYS(openat, M, "kernel, initrd, drives, /dev/kvm, /dev/net/tun, serial and log and metrics "
+		       "files (PUT /logger, PUT /metrics), /proc and sysfs for checks"),
+	SYS(newfstatat, M, "fstat of kernel, initrd and drive files; stdio's fopen"),
+	SYS(lseek, M, "stdio reading /proc and sysfs files"),
+	SYS(access, M, "kernel and initrd readable before the build; GET /capabilities"),
+	SYS(pread64, B, "the loader reads the kernel and initrd"),
+	SYS(preadv, M, "virtio-blk Sync engine"),
+	SYS(pwritev, M, "virtio-blk Sync engine"),
+	SYS(fdatasync, M, "virtio-blk flush (cache_type Writeback), Sync engine"),
+	SYS(readv, M, "virtio-net receives from the TAP; virtio-vsock reads host sockets"),
+	SYS(writev, M, "virtio-net transmits to the TAP"),
+	SYS(ftruncate, B, "guest RAM: sizing the memfd"),
+	EQ(fcntl, B, 1, F_ADD_SEALS, "guest RAM: sealing the memfd's size"),
+	EQ(fcntl, B, 1, F_GETFL, "libmicrohttpd checks the API socket at start"),
+	EQ(fcntl, B, 1, F_SETFL, "libmicrohttpd makes sockets non-blocking"),
+	SYS(unlink, M, "the API socket and the vsock socket are removed at exit"),
+	SYS(uname, M, "GET /capabilities: kernel_release"),
+	SYS(memfd_create, M, "guest RAM; GET /capabilities probes hugetlb memfds"),
+	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON"),
+	SYS(getrandom, M, "virtio-rng fills guest buffers"),
+
+	/* --- events --- */
+	SYS(epoll_wait, M | A, "the event loop and virtio-vsock's own set (M); libmicrohttpd (A)"),
+	SYS(epoll_ctl, M | A, "handlers come and go (M); connections come and go (A)"),
+	EQ(epoll_ctl, V, 1, EPOLL_CTL_DEL, "a vsock device reset drops its host sockets"),
+	SYS(epoll_create1, B, "libmicrohttpd at start; virtio-vsock's set"),
+	SYS(eventfd2, B, "ioeventfds, irqfds, io_uring completions, the API hand-over"),
+	SYS(timerfd_create, B, "virtio-vsock's connection timer"),
+	SYS(timerfd_settime, M | V, "virtio-vsock's connection timer (V: a device reset)"),
+
+	/* --- sockets: unix only --- */
+	EQ(socket, M, 0, AF_UNIX, "virtio-vsock: its listening socket, connections to host ports"),
+	SYS(bind, B, "virtio-vsock's uds_path"),
+	SYS(listen, B, "virtio-vsock's uds_path"),
+	SYS(connect, M, "virtio-vsock connects to uds_path_PORT for the guest"),
+	SYS(accept4, M | A, "API connections (A); host connections to vsock's uds_path (M)"),
+	EQ(getsockopt, B, 1, SOL_SOCKET, "libmicrohttpd checks the API socket's domain at start"),
+	SYS(getsockname, B, "libmicrohttpd checks the API socket at start"),
+	SYS(recvfrom, M | A, "HTTP requests (A); vsock reads its CONNECT line (M)"),
+	SYS(sendto, M | A, "HTTP replies (A); vsock (M)"),
+	SYS(sendmsg, M | A, "HTTP replies (A); vsock sends guest data to host sockets (M)"),
+	SYS(shutdown, M | A, "libmicrohttpd ends connections (A) and its socket (M); vsock (M)"),
+
+	/* --- io_uring: virtio-blk's Async engine; each ring allows only READV, WRITEV, FSYNC --- */
+	SYS(io_uring_setup, B, "virtio-blk Async engine: one ring per drive, built at start"),
+	EQ(io_uring_register, B, 1, IORING_REGISTER_EVENTFD, "completions wake the event loop"),
+	EQ(io_uring_register, B, 1, IORING_REGISTER_RESTRICTIONS,
+	   "the ring allows only READV, WRITEV and FSYNC"),
+	EQ(io_uring_register, B, 1, IORING_REGISTER_ENABLE_RINGS, "the ring starts restricted"),
+	SYS(io_uring_enter, M | V, "submits and reaps requests (V: a device reset waits for "
+				   "requests in flight)"),
+
+	/* --- ioctl: only these requests --- */
+	IOCTL(KVM_GET_API_VERSION, M, "opening /dev/kvm; GET /capabilities"),
+	IOCTL(KVM_CHECK_EXTENSION, M, "the capabilities kiln needs; GET /capabilities"),
+	IOCTL(KVM_GET_VCPU_MMAP_SIZE, B, "VM build"),
+	IOCTL(KVM_GET_SUPPORTED_CPUID, B, "VM build"),
+	IOCTL(KVM_CREATE_VM, B, "VM build"),
+	IOCTL(KVM_SET_TSS_ADDR, B, "VM build"),
+	IOCTL(KVM_SET_IDENTITY_MAP_ADDR, B, "VM build"),
+	IOCTL(KVM_CREATE_IRQCHIP, B, "VM build"),
+	IOCTL(KVM_CREATE_PIT2, B, "VM build"),
+	IOCTL(KVM_SET_USER_MEMORY_REGION, B, "VM build: guest RAM slots"),
+	IOCTL(KVM_IOEVENTFD, M, "virtio queue notifications (assigned at build, removed at exit)"),
+	IOCTL(KVM_IRQFD, M, "virtio interrupts (assigned at build, removed at exit)"),
+	IOCTL(KVM_IRQ_LINE, M | V, "serial and i8042 interrupts"),
+	IOCTL(KVM_CREATE_VCPU, B, "VM build"),
+	IOCTL(KVM_SET_CPUID2, B, "vCPU setup"),
+	IOCTL(KVM_SET_MSRS, B, "vCPU setup"),
+	IOCTL(KVM_GET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
+	IOCTL(KVM_SET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
+	IOCTL(KVM_GET_SREGS, B, "vCPU setup: boot registers"),
+	IOCTL(KVM_SET_SREGS, B, "vCPU setup: boot registers"),
+	IOCTL(KVM_SET_REGS, B, "vCPU setup: boot registers"),
+	IOCTL(KVM_SET_FPU, B, "vCPU setup: boot registers"),
+	IOCTL(KVM_GET_REGS, M, "a stopped vCPU's rip for the debug log"),
+	IOCTL(KVM_SET_SIGNAL_MASK, B, "a vCPU thread opens the kick signal inside KVM_RUN "
+				      "(before its own filter)"),
+	IOCTL(KVM_RUN, B | V, "a vCPU runs the guest"),
+	IOCTL(TUNSETIFF, B, "virtio-net attaches to its TAP"),
+	IOCTL(TUNSETVNETHDRSZ, B, "virtio-net: 12-byte virtio-net headers on the TAP"),
+	IOCTL(TUNSETOFFLOAD, B | V, "virtio-net: the TAP's offloads follow the driver's features "
+				    "(V: at DRIVER_OK)"),
+	IOCTL(BLKGETSIZE64, B, "virtio-blk on a block device: its size"),
+	IOCTL(TCGETS, M, "the console: isatty and raw mode"),
+	IOCTL(TCSETS, M, "the console: raw mode, restored at exit"),
+	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features"),
+	IOCTL(UFFDIO_REGISTER, M, "GET /capabilities: the poison probe"),
+	IOCTL(UFFDIO_POISON, M, "GET /capabilities: the poison probe"),
+	IOCTL(UFFDIO_COPY, M, "GET /capabilities: the poison probe"),
+};
+
+const struct seccomp_rule *seccomp_rules(unsigned *n)
+{
+	*n = sizeof(rules) / sizeof(rules[0]);
+	return rules;
+}

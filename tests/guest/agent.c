@@ -75,6 +75,25 @@ void result_note(struct result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	static uint32_t table[256];
+	uint32_t c = ~crc;
+
+	if (!table[1]) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t v = i;
+
+			for (int k = 0; k < 8; k++)
+				v = v & 1 ? 0xedb88320u ^ (v >> 1) : v >> 1;
+			table[i] = v;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+	return ~c;
+}
+
 /* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
 ssize_t read_text(const char *path, char *buf, size_t size)
 {

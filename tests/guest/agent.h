@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define BUSYBOX "/bin/busybox"
@@ -30,6 +31,10 @@ __attribute__((format(printf, 2, 3))) void result_fail(struct result *r, const c
 
 /* Adds a note to a passing test's detail. */
 __attribute__((format(printf, 2, 3))) void result_note(struct result *r, const char *fmt, ...);
+
+/* zlib's CRC-32 (IEEE 802.3) of p continuing from crc (0 to start): the host's python computes
+ * the same at C speed. */
+uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 
 /* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
 ssize_t read_text(const char *path, char *buf, size_t size);

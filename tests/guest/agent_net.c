@@ -24,26 +24,6 @@
 #define CHUNK (64u * 1024)
 #define IO_TIMEOUT_S 120
 
-/* zlib's CRC-32, which the host's python computes at C speed. */
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
-{
-	static uint32_t table[256];
-	uint32_t c = ~crc;
-
-	if (!table[1]) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t v = i;
-
-			for (int k = 0; k < 8; k++)
-				v = v & 1 ? 0xedb88320u ^ (v >> 1) : v >> 1;
-			table[i] = v;
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-	return ~c;
-}
-
 static double now_s(void)
 {
 	struct timespec t;

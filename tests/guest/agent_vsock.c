@@ -26,26 +26,6 @@
 #define IO_TIMEOUT_MS 120000
 #define HOST_CID 2u
 
-/* zlib's CRC-32, which the host's python computes at C speed. */
-static uint32_t vs_crc32(uint32_t crc, const uint8_t *p, size_t n)
-{
-	static uint32_t table[256];
-	uint32_t c = ~crc;
-
-	if (!table[1]) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t v = i;
-
-			for (int k = 0; k < 8; k++)
-				v = v & 1 ? 0xedb88320u ^ (v >> 1) : v >> 1;
-			table[i] = v;
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-	return ~c;
-}
-
 /* The byte stream the guest sends: byte i of a xorshift sequence, reproducible at any offset
  * a chunk at a time. */
 struct vs_gen {
@@ -139,7 +119,7 @@ static int vs_stream(int fd, size_t n, uint32_t *crc, struct result *r)
 				pend = n - sent < CHUNK ? n - sent : CHUNK;
 				pend_off = 0;
 				vs_gen_fill(&out, sbuf, pend);
-				*crc = vs_crc32(*crc, sbuf, pend);
+				*crc = crc32_update(*crc, sbuf, pend);
 			}
 			k = send(fd, sbuf + pend_off, pend - pend_off, MSG_NOSIGNAL);
 			if (k < 0 && errno != EAGAIN) {
@@ -210,7 +190,7 @@ static long vs_echo(int lfd, uint32_t *crc, struct result *r)
 			total = -1;
 			break;
 		}
-		*crc = vs_crc32(*crc, buf, (size_t)k);
+		*crc = crc32_update(*crc, buf, (size_t)k);
 		total += k;
 		while (off < (size_t)k) {
 			ssize_t w = send(fd, buf + off, (size_t)k - off, MSG_NOSIGNAL);

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 
 #include "../unit/virtio_driver.h"
+#include "fuzz_input.h"
 #include "log.h"
 #include "memory.h"
 #include "queue.h"
@@ -60,34 +61,10 @@ static void __attribute__((noreturn)) fail(const char *what)
 	__builtin_trap();
 }
 
-/* Reads the input a few bytes at a time; past its end, zeros. */
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes && in->n; i++, in->p++, in->n--)
-		v |= (uint64_t)*in->p << (8 * i);
-	return v;
-}
-
 /* A guest-physical address: mostly in RAM, sometimes at its edge or far outside. */
 static uint64_t addr(struct input *in)
 {
-	uint32_t v = (uint32_t)take(in, 4);
-
-	switch (v >> 29) {
-	case 0:
-		return UINT64_MAX - (v & 0xfff);
-	case 1:
-		return RAM - (v & 0xff);
-	default:
-		return v % RAM;
-	}
+	return fuzz_addr(in, RAM);
 }
 
 /* The pages [gpa, gpa+len) covers are all on kiln's dirty record. */

@@ -57,7 +57,8 @@ static const struct seccomp_rule rules[] = {
 	SYS(munmap, ALL, "free() of large blocks, connection pools; guest RAM and rings at exit"),
 	SYS(mremap, M | A, "realloc() of large blocks: request bodies, JSON text"),
 	SYS(madvise, ALL, "glibc frees a finished thread's stack and trims arenas; guest RAM is "
-			  "left out of core dumps"),
+			  "left out of core dumps; PUT /memory/poison: MADV_HWPOISON, or "
+			  "MADV_DONTNEED before UFFDIO_POISON (M)"),
 
 	/* --- threads, signals, time --- */
 	SYS(futex, ALL, "mutexes and condition variables: API hand-over, pause/resume, device locks"),
@@ -71,9 +72,11 @@ static const struct seccomp_rule rules[] = {
 	EQ(prctl, ALL, 0, PR_GET_NAME, "log lines in a file name their thread"),
 	EQ(prctl, B, 0, PR_SET_NO_NEW_PRIVS, "libseccomp, as each thread installs its own filter"),
 	SYS(seccomp, B, "the API and vCPU threads install their own filter on top of this one"),
-	SYS(rt_sigaction, B, "the vCPU kick handler and the SIGSYS handler"),
-	SYS(rt_sigprocmask, ALL, "pthread_create and threads' signal masks; abort()"),
-	SYS(rt_sigreturn, ALL, "return from the vCPU kick handler"),
+	SYS(rt_sigaction, B, "the vCPU kick handler, the SIGBUS handler and the SIGSYS handler"),
+	SYS(rt_sigprocmask, ALL, "pthread_create and threads' signal masks; abort(); the poison "
+				 "guard unblocks SIGBUS after jumping out of a copy"),
+	SYS(rt_sigreturn, ALL, "return from the vCPU kick handler and the SIGBUS handler (a vCPU "
+			       "thread's host memory error)"),
 	SYS(rt_sigtimedwait, B | V, "a vCPU consumes a pending kick before KVM_RUN"),
 	EQ(tgkill, M, 2, SIGUSR2, "the event loop kicks vCPUs out of KVM_RUN (pause, stop)"),
 	EQ(tgkill, ALL, 2, SIGABRT, "abort(): glibc's fortify and stack-protector checks"),
@@ -84,12 +87,14 @@ static const struct seccomp_rule rules[] = {
 	SYS(gettimeofday, ALL, "time() when the vDSO cannot answer"),
 	SYS(clock_nanosleep, M, "console input waits 1 ms for the guest to drain its FIFO"),
 	SYS(exit, ALL, "a thread ends"),
-	SYS(exit_group, ALL, "kiln exits (also from the SIGSYS handler)"),
+	SYS(exit_group, ALL, "kiln exits (also from the SIGSYS handler, and the SIGBUS handler on "
+			     "a kiln bug)"),
 
 	/* --- file descriptors --- */
 	SYS(read, M | A, "eventfds, signalfd, timerfds, stdin, sysfs and /proc files (M); "
 			 "libmicrohttpd's wake-up eventfd (A)"),
-	SYS(write, ALL, "eventfds (irqfds, API hand-over, VM exit), serial output, log and metrics"),
+	SYS(write, ALL, "eventfds (irqfds, API hand-over, VM exit), serial output, log and metrics; "
+			"the SIGBUS handler's line on stderr"),
 	SYS(close, ALL, "every fd kiln opens; vsock connections closed by a device reset (V)"),
 	SYS(openat, M, "kernel, initrd, drives, /dev/kvm, /dev/net/tun, serial and log and metrics "
 		       "files (PUT /logger, PUT /metrics), /proc and sysfs for checks"),
@@ -109,7 +114,8 @@ static const struct seccomp_rule rules[] = {
 	SYS(unlink, M, "the API socket and the vsock socket are removed at exit"),
 	SYS(uname, M, "GET /capabilities: kernel_release"),
 	SYS(memfd_create, M, "guest RAM; GET /capabilities probes hugetlb memfds"),
-	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON"),
+	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON; PUT /memory/poison "
+			    "without MADV_HWPOISON"),
 	SYS(getrandom, M, "virtio-rng fills guest buffers"),
 
 	/* --- events --- */
@@ -148,6 +154,7 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_CHECK_EXTENSION, M, "the capabilities kiln needs; GET /capabilities"),
 	IOCTL(KVM_GET_VCPU_MMAP_SIZE, B, "VM build"),
 	IOCTL(KVM_GET_SUPPORTED_CPUID, B, "VM build"),
+	IOCTL(KVM_X86_GET_MCE_CAP_SUPPORTED, B, "VM build: the guest's machine-check banks"),
 	IOCTL(KVM_CREATE_VM, B, "VM build"),
 	IOCTL(KVM_SET_TSS_ADDR, B, "VM build"),
 	IOCTL(KVM_SET_IDENTITY_MAP_ADDR, B, "VM build"),
@@ -159,6 +166,7 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_IRQ_LINE, M | V, "serial and i8042 interrupts"),
 	IOCTL(KVM_CREATE_VCPU, B, "VM build"),
 	IOCTL(KVM_SET_CPUID2, B, "vCPU setup"),
+	IOCTL(KVM_X86_SETUP_MCE, B, "vCPU setup: machine-check banks"),
 	IOCTL(KVM_SET_MSRS, B, "vCPU setup"),
 	IOCTL(KVM_GET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
 	IOCTL(KVM_SET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
@@ -170,6 +178,8 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_SET_SIGNAL_MASK, B, "a vCPU thread opens the kick signal inside KVM_RUN "
 				      "(before its own filter)"),
 	IOCTL(KVM_RUN, B | V, "a vCPU runs the guest"),
+	IOCTL(KVM_X86_SET_MCE, B | V, "a vCPU injects a machine check when the guest touched a "
+				      "poisoned page"),
 	IOCTL(TUNSETIFF, B, "virtio-net attaches to its TAP"),
 	IOCTL(TUNSETVNETHDRSZ, B, "virtio-net: 12-byte virtio-net headers on the TAP"),
 	IOCTL(TUNSETOFFLOAD, B | V, "virtio-net: the TAP's offloads follow the driver's features "
@@ -177,9 +187,11 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(BLKGETSIZE64, B, "virtio-blk on a block device: its size"),
 	IOCTL(TCGETS, M, "the console: isatty and raw mode"),
 	IOCTL(TCSETS, M, "the console: raw mode, restored at exit"),
-	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features"),
-	IOCTL(UFFDIO_REGISTER, M, "GET /capabilities: the poison probe"),
-	IOCTL(UFFDIO_POISON, M, "GET /capabilities: the poison probe"),
+	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features; PUT /memory/poison"),
+	IOCTL(UFFDIO_REGISTER, M, "GET /capabilities: the poison probe; PUT /memory/poison "
+				  "registers the page it poisons"),
+	IOCTL(UFFDIO_POISON, M, "GET /capabilities: the poison probe; PUT /memory/poison"),
+	IOCTL(UFFDIO_UNREGISTER, M, "PUT /memory/poison: the marker stays, the range goes"),
 	IOCTL(UFFDIO_COPY, M, "GET /capabilities: the poison probe"),
 };
 

@@ -45,17 +45,29 @@ void api_reply_json(struct api_reply *reply, unsigned status, json_t *body)
 	}
 }
 
-/* kiln's own endpoints: they read no VMM state. GET /capabilities, served through the API
- * socket, runs on the event loop thread (on_request); api_check_request answers it on the
- * spot for callers that have no event loop. */
-static bool handle_kiln_route(const char *method, const char *path, struct api_reply *reply)
+static bool is_kiln_route(const char *path)
+{
+	return !strcmp(path, "/capabilities") || !strcmp(path, "/memory/poison");
+}
+
+/* kiln's own endpoints, outside Firecracker's spec. Served through the API socket they run on
+ * the event loop thread (on_request): /capabilities' probe needs what the API thread's seccomp
+ * filter refuses, /memory/poison reads the VM. api_check_request answers them on the spot for
+ * callers that have no event loop. */
+static bool handle_kiln_route(struct vmm *m, const struct api_request *req,
+			      struct api_reply *reply)
 {
 	json_t *caps;
 
-	if (strcmp(path, "/capabilities") != 0)
+	if (!is_kiln_route(req->url))
 		return false;
-	if (strcmp(method, "GET") != 0) {
-		api_reply_fault(reply, "Invalid request method and/or path: %s %s.", method, path);
+	if (!strcmp(req->url, "/memory/poison")) {
+		api_routes_memory_poison(m, req, reply);
+		return true;
+	}
+	if (strcmp(req->method, "GET") != 0) {
+		api_reply_fault(reply, "Invalid request method and/or path: %s %s.", req->method,
+				req->url);
 		return true;
 	}
 	caps = capabilities_probe(NULL);
@@ -101,7 +113,7 @@ static bool parse_body(struct api *a, const struct api_request *req, struct api_
 bool api_check_request(struct api *a, const struct api_request *req, struct api_call *call)
 {
 	*call = (struct api_call){ .reply = { .status = 500 } };
-	if (handle_kiln_route(req->method, req->url, &call->reply))
+	if (handle_kiln_route(a->vmm, req, &call->reply))
 		return false;
 	call->route = api_schema_route(&a->schema, req->method, req->url, call->param,
 				       sizeof(call->param));
@@ -126,9 +138,10 @@ static void on_request(void *opaque, const struct api_request *req, struct api_r
 	struct api_call call;
 	uint64_t one = 1;
 
-	if (strcmp(req->url, "/capabilities") == 0) {
-		/* The probe opens /dev/kvm and userfaultfds: the event loop thread does it, as the
-		 * API thread's seccomp filter allows neither. */
+	if (is_kiln_route(req->url)) {
+		/* GET /capabilities' probe opens /dev/kvm and userfaultfds, which the API thread's
+		 * seccomp filter allows neither; /memory/poison reads and changes the VM, which the
+		 * event loop thread owns. */
 		call = (struct api_call){ .kiln = req, .reply = { .status = 500 } };
 	} else if (!api_check_request(a, req, &call)) {
 		*reply = call.reply;
@@ -167,7 +180,7 @@ static void on_call(void *opaque, int fd, uint32_t events)
 	if (!call)
 		return;
 	if (call->kiln)
-		handle_kiln_route(call->kiln->method, call->kiln->url, &call->reply);
+		handle_kiln_route(a->vmm, call->kiln, &call->reply);
 	else
 		api_routes_handle(a->vmm, a, call);
 	pthread_mutex_lock(&a->lock);

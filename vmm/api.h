@@ -65,6 +65,15 @@ bool api_check_request(struct api *a, const struct api_request *req, struct api_
  */
 void api_routes_handle(struct vmm *m, struct api *a, struct api_call *call);
 
+/*
+ * kiln's own /memory/poison, on the event loop thread. GET: 200 with the VM's poison log
+ * ({"pages": []} before boot). PUT {"guest_phys_addr": N, "length": N}: after boot, poisons
+ * that range on purpose (vmm_poison_inject); 204, or 400 with a fault_message. Other methods:
+ * 400.
+ */
+void api_routes_memory_poison(struct vmm *m, const struct api_request *req,
+			      struct api_reply *reply);
+
 struct metrics;
 
 /* Counts a request to route in Firecracker's per-route counters (any thread). */

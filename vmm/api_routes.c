@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "device_config.h"
+#include "json_text.h"
 #include "log.h"
+#include "poison_log.h"
 #include "vmm.h"
 
 #define PAUSE_TIMEOUT_MS 5000
@@ -389,6 +391,101 @@ static void patch_vm(struct vmm *m, struct api *a, struct api_call *c)
 		log_info("microVM resumed");
 	}
 	ok(c);
+}
+
+/* --- kiln's own: /memory/poison --- */
+
+/* The body of PUT /memory/poison: {"guest_phys_addr": N, "length": N}; false with a 400. */
+static bool parse_poison_body(const char *text, size_t len, uint64_t *gpa, uint64_t *n,
+			      struct api_reply *reply)
+{
+	static const char *const fields[] = { "guest_phys_addr", "length" };
+	uint64_t *out[] = { gpa, n };
+	char err[API_SCHEMA_ERR_LEN], desc[JSON_TEXT_DESCRIBE_LEN];
+	json_error_t jerr;
+	const char *key;
+	json_t *body, *v;
+
+	if (!text || len == 0) {
+		api_reply_fault(reply, "PUT /memory/poison needs a JSON body (guest_phys_addr, "
+				       "length)");
+		return false;
+	}
+	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!body) {
+		api_reply_fault(reply, "invalid JSON body at line %d, column %d: %s", jerr.line,
+				jerr.column, jerr.text);
+		return false;
+	}
+	err[0] = '\0';
+	if (!json_is_object(body))
+		json_text_set_err(err, sizeof(err), "expected an object, got %s",
+				  json_text_describe(body, desc, sizeof(desc)));
+	json_object_foreach(body, key, v) {
+		if (!err[0] && strcmp(key, fields[0]) != 0 && strcmp(key, fields[1]) != 0)
+			json_text_set_err(err, sizeof(err), "unknown field \"%s\"", key);
+	}
+	for (size_t i = 0; i < 2 && !err[0]; i++) {
+		v = json_object_get(body, fields[i]);
+		if (!v)
+			json_text_set_err(err, sizeof(err), "missing required field \"%s\"",
+					  fields[i]);
+		else if (!json_is_integer(v) || json_integer_value(v) < 0)
+			json_text_set_err(err, sizeof(err), "%s: expected an unsigned integer, got %s",
+					  fields[i], json_text_describe(v, desc, sizeof(desc)));
+		else
+			*out[i] = (uint64_t)json_integer_value(v);
+	}
+	if (!err[0] && *n == 0)
+		json_text_set_err(err, sizeof(err), "length: expected more than 0, got 0");
+	json_decref(body);
+	if (err[0]) {
+		api_reply_fault(reply, "%s", err);
+		return false;
+	}
+	return true;
+}
+
+void api_routes_memory_poison(struct vmm *m, const struct api_request *req,
+			      struct api_reply *reply)
+{
+	char err[CONFIG_ERR_LEN] = "";
+	uint64_t gpa, len;
+	json_t *j;
+	int ret;
+
+	if (!strcmp(req->method, "GET")) {
+		/* Before boot, and for a VM without a log: nothing is poisoned. */
+		if (m->vm && m->vm->mem.poison)
+			j = poison_log_json(m->vm->mem.poison);
+		else
+			j = json_pack("{s:[]}", "pages");
+		if (!j) {
+			api_reply_fault(reply, "out of memory");
+			reply->status = 500;
+			return;
+		}
+		api_reply_json(reply, 200, j);
+		return;
+	}
+	if (strcmp(req->method, "PUT") != 0) {
+		api_reply_fault(reply, "Invalid request method and/or path: %s %s.", req->method,
+				req->url);
+		return;
+	}
+	if (!parse_poison_body(req->body, req->body_len, &gpa, &len, reply))
+		return;
+	if (!booted(m)) {
+		api_reply_fault(reply, "The requested operation is not supported before starting "
+				       "the microVM.");
+		return;
+	}
+	ret = vmm_poison_inject(m, gpa, len, err, sizeof(err));
+	if (ret < 0) {
+		api_reply_fault(reply, "%s", err[0] ? err : strerror(-ret));
+		return;
+	}
+	api_reply_json(reply, 204, NULL);
 }
 
 static const struct route_handler handlers[] = {

@@ -11,6 +11,12 @@
 #define LEAF1_EDX_HTT (1u << 28)
 #define LEAFB_TYPE_SMT 1u
 #define LEAFB_TYPE_CORE 2u
+/* AMD RAS features: MCA overflow recovery and SUCCOR (software uncorrectable error containment
+ * and recovery). KVM_GET_SUPPORTED_CPUID clears both, but Linux panics on any uncorrected
+ * machine check of a CPU without SUCCOR instead of killing the process that consumed the
+ * poison; kiln's injected errors are recoverable, so it offers both, as QEMU does. */
+#define LEAF80000007_EBX_OVERFLOW_RECOV (1u << 0)
+#define LEAF80000007_EBX_SUCCOR (1u << 1)
 
 int cpuid_get_supported(int kvm_fd, struct cpuid_table *t)
 {
@@ -37,6 +43,20 @@ struct kvm_cpuid_entry2 *cpuid_find(struct cpuid_table *t, unsigned function, un
 	return NULL;
 }
 
+bool cpuid_is_amd(const struct cpuid_table *t)
+{
+	for (unsigned i = 0; i < t->head.nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &t->entries[i];
+
+		if (e->function != 0)
+			continue;
+		/* "AuthenticAMD", or Hygon's "HygonGenuine" (AMD's machine-check architecture) */
+		return (e->ebx == 0x68747541 && e->edx == 0x69746e65 && e->ecx == 0x444d4163) ||
+		       (e->ebx == 0x6f677948 && e->edx == 0x6e65476e && e->ecx == 0x656e6975);
+	}
+	return false;
+}
+
 /* Bits needed to hold ids 0..n-1. */
 static unsigned id_bits(unsigned n)
 {
@@ -49,6 +69,8 @@ static unsigned id_bits(unsigned n)
 
 void cpuid_adjust(struct cpuid_table *t, unsigned vcpu_id, unsigned nr_vcpus)
 {
+	bool amd = cpuid_is_amd(t);
+
 	for (unsigned i = 0; i < t->head.nent; i++) {
 		struct kvm_cpuid_entry2 *e = &t->entries[i];
 
@@ -75,6 +97,10 @@ void cpuid_adjust(struct cpuid_table *t, unsigned vcpu_id, unsigned nr_vcpus)
 				e->eax = e->ebx = 0;
 				e->ecx = e->index;
 			}
+			break;
+		case 0x80000007:
+			if (amd)
+				e->ebx |= LEAF80000007_EBX_OVERFLOW_RECOV | LEAF80000007_EBX_SUCCOR;
 			break;
 		case 0x80000008:
 			/* AMD: cores per package minus one, and the APIC id width. */

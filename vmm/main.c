@@ -61,8 +61,8 @@ static void usage(FILE *f)
 		"  --help                 print this help and exit\n"
 		"\n"
 		"Exit codes: 0 guest rebooted or shut down, 1 error, 148 a thread made a system call\n"
-		"its seccomp filter forbids, 152 bad configuration, 153 bad arguments, 128+N stopped\n"
-		"by signal N.\n");
+		"its seccomp filter forbids, 149 a SIGBUS that was no guest memory error, 152 bad\n"
+		"configuration, 153 bad arguments, 128+N stopped by signal N.\n");
 }
 
 static bool valid_id(const char *id)

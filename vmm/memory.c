@@ -12,6 +12,7 @@
 
 #include "layout_x86_64.h"
 #include "log.h"
+#include "poison_log.h"
 
 #define HUGE_2M (2ull << 20)
 
@@ -51,6 +52,7 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
 	gm->fd = -1;
 	gm->host = NULL;
 	gm->kiln_dirty = NULL;
+	gm->poison = NULL;
 	gm->page_size = huge ? HUGE_2M : 4096;
 	if (size % gm->page_size) {
 		log_error("guest memory: %llu MiB is not a multiple of the %llu KiB page size",
@@ -127,7 +129,8 @@ void guest_memory_destroy(struct guest_memory *gm)
 	gm->fd = -1;
 }
 
-void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+/* The host address of [gpa, gpa+len) when it lies wholly in one region; poison not checked. */
+static uint8_t *host_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
 {
 	if (len == 0 || !gm->host)
 		return NULL;
@@ -140,9 +143,33 @@ void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len
 	return NULL;
 }
 
+bool guest_memory_in_ram(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	return host_ptr(gm, gpa, len) != NULL;
+}
+
+static bool poisoned(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	return gm->poison && poison_log_contains(gm->poison, gpa, len);
+}
+
+int guest_memory_check(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	if (!host_ptr(gm, gpa, len))
+		return -EFAULT;
+	return poisoned(gm, gpa, len) ? -EHWPOISON : 0;
+}
+
+void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = host_ptr(gm, gpa, len);
+
+	return p && !poisoned(gm, gpa, len) ? p : NULL;
+}
+
 void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len)
 {
-	uint8_t *p = guest_memory_ptr(gm, gpa, len);
+	uint8_t *p = host_ptr(gm, gpa, len);
 	uint64_t first, last;
 
 	if (!p || !gm->kiln_dirty)
@@ -173,20 +200,23 @@ void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap)
 
 int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
 {
-	void *p = guest_memory_ptr_mut(gm, gpa, len);
+	uint8_t *p = host_ptr(gm, gpa, len);
 
 	if (!p)
 		return -EFAULT;
-	memcpy(p, src, len);
-	return 0;
+	if (poisoned(gm, gpa, len))
+		return -EHWPOISON;
+	guest_memory_mark_dirty(gm, gpa, len);
+	return poison_guard_copy(p, src, len);
 }
 
 int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
 {
-	const void *p = guest_memory_ptr(gm, gpa, len);
+	const uint8_t *p = host_ptr(gm, gpa, len);
 
 	if (!p)
 		return -EFAULT;
-	memcpy(dst, p, len);
-	return 0;
+	if (poisoned(gm, gpa, len))
+		return -EHWPOISON;
+	return poison_guard_copy(dst, p, len);
 }

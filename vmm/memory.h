@@ -10,6 +10,8 @@
 
 #define GUEST_MEM_MAX_REGIONS 2
 
+struct poison_log;
+
 struct guest_region {
 	uint64_t gpa;      /* guest-physical start */
 	uint64_t size;     /* bytes */
@@ -28,6 +30,8 @@ struct guest_memory {
 	 * log sees only the guest's own writes. NULL when not created.
 	 */
 	_Atomic uint64_t *kiln_dirty;
+	/* The VM's poison log, which every accessor below consults; NULL: none. Not owned. */
+	struct poison_log *poison;
 };
 
 #define GUEST_DIRTY_PAGE 4096ull
@@ -39,7 +43,8 @@ struct guest_memory {
 void guest_memory_layout(struct guest_memory *gm, uint64_t size);
 
 /*
- * Creates the memfd (hugetlb 2 MiB when huge), sizes it, seals its size and maps it.
+ * Creates the memfd (hugetlb 2 MiB when huge), sizes it, seals its size and maps it. Leaves
+ * gm->poison NULL: the owner points it at its poison log afterwards.
  * Fails with a logged reason: -ENOMEM when the host has too few free hugepages.
  */
 int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
@@ -48,9 +53,20 @@ int guest_memory_create(struct guest_memory *gm, uint64_t size, bool huge)
 /* Unmaps and closes; safe on a zeroed or half-created guest_memory. */
 void guest_memory_destroy(struct guest_memory *gm);
 
+/* Whether [gpa, gpa+len) lies wholly inside one RAM region, poisoned or not. Overflow-safe;
+ * len 0 is refused. For checks of the guest's ring rules, which a poisoned page does not break. */
+bool guest_memory_in_ram(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
+/* 0 when [gpa, gpa+len) may be accessed, -EFAULT when it is not RAM, -EHWPOISON when the poison
+ * log has a page of it. */
+int guest_memory_check(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
+
 /*
  * The checked accessor: a host pointer to [gpa, gpa+len) when that range lies wholly inside
- * one RAM region, else NULL. Overflow-safe. len 0 is refused.
+ * one RAM region and the poison log has no page of it, else NULL. Overflow-safe. len 0 is
+ * refused. Whoever dereferences the pointer on kiln's own threads must expect a page to turn
+ * poisoned meanwhile: copy through poison_guard_copy, or hand it to the kernel (readv, ...),
+ * which then fails with EFAULT instead of raising SIGBUS.
  */
 void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
 
@@ -69,11 +85,13 @@ void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len
  */
 void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap);
 
-/* Copies into guest memory (recorded as written by kiln); -EFAULT if the range is not RAM. */
+/* Copies into guest memory (recorded as written by kiln) through the poison guard; -EFAULT if
+ * the range is not RAM, -EHWPOISON if a page of it is poisoned (recorded, or found so now). */
 int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
 	__attribute__((warn_unused_result));
 
-/* Copies out of guest memory; -EFAULT if the range is not RAM. */
+/* Copies out of guest memory through the poison guard; -EFAULT if the range is not RAM,
+ * -EHWPOISON if a page of it is poisoned. */
 int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
 	__attribute__((warn_unused_result));
 

@@ -1,4 +1,5 @@
-/* vCPU setup (CPUID, MSRs, LAPIC, boot registers) and the KVM_RUN loop. */
+/* vCPU setup (CPUID, machine checks, MSRs, LAPIC, boot registers), the KVM_RUN loop, and the
+ * SIGBUS handler that turns a host memory error under the guest into a guest machine check. */
 #include "vcpu.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include "boot_x86_64.h"
 #include "cpuid_x86_64.h"
 #include "log.h"
+#include "mce_x86_64.h"
+#include "poison_log.h"
 #include "seccomp_filter.h"
 #include "vm.h"
 
@@ -25,17 +28,129 @@
 #define APIC_MODE_NMI 0x4u
 #define APIC_MODE_EXTINT 0x7u
 
+/* The same guest machine check this many times in a row, with no exit in between: the guest
+ * does not take it (bank disabled, MCE in progress); stop rather than spin. */
+#define MCE_REPEAT_LIMIT 16
+
+/* The vCPU the calling thread runs, for the SIGBUS handler; NULL on kiln's other threads. */
+static __thread struct vcpu *this_vcpu;
+/* The calling thread is poisoning guest RAM on purpose (vcpu_sigbus_expect_injection). */
+static __thread const struct guest_memory *injecting;
+
+void vcpu_sigbus_expect_injection(const struct guest_memory *gm)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	injecting = gm;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
 static void kick_handler(int sig)
 {
 	(void)sig; /* only there so that the signal interrupts KVM_RUN */
 }
 
-int vcpu_install_kick_handler(void)
+/* Async-signal-safe output for the SIGBUS handler: text, then hex. */
+static void sig_puts(const char *s)
 {
-	struct sigaction sa = { .sa_handler = kick_handler };
+	ssize_t n = write(STDERR_FILENO, s, strlen(s));
 
-	sigemptyset(&sa.sa_mask);
-	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+	(void)n;
+}
+
+static void sig_puthex(uint64_t v)
+{
+	char buf[19] = "0x";
+	int i;
+
+	for (i = 0; i < 16; i++)
+		buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 0xf];
+	buf[18] = '\0';
+	sig_puts(buf);
+}
+
+/* The guest-physical address of host address hva in gm's mapping; false outside guest RAM.
+ * Async-signal-safe: reads the region table only. */
+static bool host_to_gpa(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa)
+{
+	uintptr_t base = (uintptr_t)gm->host;
+	uint64_t off;
+
+	if (!gm->host || hva < base || hva - base >= gm->size)
+		return false;
+	off = hva - base;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct guest_region *r = &gm->regions[i];
+
+		if (off >= r->offset && off - r->offset < r->size) {
+			*gpa = r->gpa + (off - r->offset);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * kiln's one SIGBUS handler (see vcpu_install_signal_handlers). It never takes a lock nor
+ * allocates: the vCPU loop records the page and injects the machine check once KVM_RUN has
+ * returned (KVM raises the signal from inside KVM_RUN, which then fails with EINTR).
+ */
+static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
+{
+	struct vcpu *v = this_vcpu;
+	int code = si->si_code;
+	uint64_t gpa = 0;
+	bool in_ram;
+
+	(void)sig;
+	(void)ctx;
+	if (poison_guard_handle())
+		return; /* not reached: the guard jumps out of its copy */
+	/* Sent as madvise returns, not raised by an instruction: returning is safe. */
+	if (injecting && (code == BUS_MCEERR_AR || code == BUS_MCEERR_AO) &&
+	    host_to_gpa(injecting, (uintptr_t)si->si_addr, &gpa))
+		return;
+	in_ram = v && host_to_gpa(&v->vm->mem, (uintptr_t)si->si_addr, &gpa);
+	if (in_ram && (code == BUS_MCEERR_AR || code == BUS_ADRERR) && atomic_load(&v->in_run)) {
+		atomic_store(&v->sigbus, (gpa & ~0xfffull) | (uint64_t)code);
+		return;
+	}
+	if (in_ram && code == BUS_MCEERR_AO) {
+		uint64_t none = 0;
+
+		/* An action-required error already waiting wins; the page will fault again. */
+		atomic_compare_exchange_strong(&v->sigbus, &none, (gpa & ~0xfffull) | (uint64_t)code);
+		return;
+	}
+	if (code == BUS_MCEERR_AO) {
+		sig_puts("kiln: host memory error (action optional) at host address ");
+		sig_puthex((uint64_t)(uintptr_t)si->si_addr);
+		sig_puts(!v ? ", not on a vCPU thread: ignored until the page is used\n"
+			    : ", outside guest RAM: ignored until the page is used\n");
+		return;
+	}
+	sig_puts(code == BUS_MCEERR_AR ? "kiln: SIGBUS (BUS_MCEERR_AR) at host address "
+		 : code == BUS_ADRERR  ? "kiln: SIGBUS (BUS_ADRERR) at host address "
+		 : code == BUS_ADRALN  ? "kiln: SIGBUS (BUS_ADRALN) at host address "
+		 : code == BUS_OBJERR  ? "kiln: SIGBUS (BUS_OBJERR) at host address "
+				       : "kiln: SIGBUS at host address ");
+	sig_puthex((uint64_t)(uintptr_t)si->si_addr);
+	sig_puts(v ? (in_ram ? " in guest RAM, on a vCPU thread outside KVM_RUN"
+			     : " outside guest RAM, on a vCPU thread")
+		   : " on a thread other than a vCPU's, outside a guarded copy");
+	sig_puts(": a kiln bug, exiting 149\n");
+	_exit(VM_EXIT_SIGBUS);
+}
+
+int vcpu_install_signal_handlers(void)
+{
+	struct sigaction kick = { .sa_handler = kick_handler };
+	struct sigaction bus = { .sa_sigaction = sigbus_handler, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&kick.sa_mask);
+	sigemptyset(&bus.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &kick, NULL) < 0 || sigaction(SIGBUS, &bus, NULL) < 0)
+		return -errno;
+	return 0;
 }
 
 static int set_msrs(struct vcpu *v)
@@ -124,6 +239,9 @@ int vcpu_create(struct vm *vm, unsigned id, uint64_t entry, struct vcpu *v)
 	free(cpuid);
 	step = "KVM_SET_CPUID2";
 	if (err < 0)
+		goto err_log;
+	step = "KVM_X86_SETUP_MCE";
+	if ((err = mce_setup_vcpu(v->fd, vm->mcg_cap)) < 0)
 		goto err_log;
 	step = "boot MSRs";
 	if ((err = set_msrs(v)) < 0)
@@ -217,6 +335,70 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+static const char *sigbus_what(int code)
+{
+	switch (code) {
+	case BUS_MCEERR_AR:
+		return "action required";
+	case BUS_MCEERR_AO:
+		return "action optional";
+	default:
+		return "poison marker, BUS_ADRERR";
+	}
+}
+
+/*
+ * Takes the host memory error the SIGBUS handler left: records its page (the backing page size:
+ * a host page is lost whole) as POISON_HOST, unless already recorded, and injects the guest's
+ * machine check. False when the VM must stop.
+ */
+static bool handle_sigbus(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	uint64_t pending = atomic_exchange(&v->sigbus, 0);
+	int code = (int)(pending & 0xfff);
+	uint64_t gpa = pending & ~0xfffull, ps = vm->mem.page_size, page = gpa & ~(ps - 1);
+	struct kvm_x86_mce mce;
+	int err;
+
+	if (code == BUS_ADRERR && !poison_log_contains(&vm->poison, gpa, 1)) {
+		log_error("vCPU %u: SIGBUS (BUS_ADRERR) at guest-physical 0x%llx, a page kiln does "
+			  "not know as poisoned: stopping", v->id, (unsigned long long)gpa);
+		vm_request_exit(vm, VM_EXIT_SIGBUS);
+		return false;
+	}
+	if (gpa == v->last_mce_gpa && ++v->same_mce_count >= MCE_REPEAT_LIMIT) {
+		log_error("vCPU %u: the guest touched poisoned guest-physical 0x%llx %u times without "
+			  "taking its machine check (banks disabled?): stopping", v->id,
+			  (unsigned long long)gpa, v->same_mce_count);
+		vm_request_exit(vm, VM_EXIT_ERROR);
+		return false;
+	}
+	if (gpa != v->last_mce_gpa)
+		v->same_mce_count = 0;
+	v->last_mce_gpa = gpa;
+	err = poison_log_add(&vm->poison, page, ps, POISON_HOST);
+	if (err < 0)
+		log_error("vCPU %u: cannot record poisoned page 0x%llx: %s", v->id,
+			  (unsigned long long)page, strerror(-err));
+	mce_build(&mce, vm->mcg_cap, vm->cpu_amd,
+		  code == BUS_MCEERR_AO ? MCE_ACTION_OPTIONAL : MCE_ACTION_REQUIRED, gpa);
+	err = mce_inject(v->fd, &mce);
+	if (err < 0) {
+		log_error("vCPU %u: KVM_X86_SET_MCE: %s", v->id, strerror(-err));
+		vm_request_exit(vm, VM_EXIT_ERROR);
+		return false;
+	}
+	v->mces++;
+	log_warn("vCPU %u: host memory error (%s) at guest-physical 0x%llx: page 0x%llx (%llu KiB) "
+		 "in the poison log; machine check injected (%s, bank %u, MCi_STATUS 0x%016llx, "
+		 "MCG_STATUS 0x%llx, MCi_MISC 0x%llx)", v->id, sigbus_what(code),
+		 (unsigned long long)gpa, (unsigned long long)page, (unsigned long long)(ps >> 10),
+		 vm->cpu_amd ? "AMD" : "Intel", mce.bank, (unsigned long long)mce.status,
+		 (unsigned long long)mce.mcg_status, (unsigned long long)mce.misc);
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -231,6 +413,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "kiln-vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
+	this_vcpu = v;
 
 	/* The kick stays blocked outside KVM_RUN and is open inside it: no lost wake-up. */
 	pthread_sigmask(SIG_BLOCK, NULL, &blocked);
@@ -249,9 +432,18 @@ static void *vcpu_thread(void *arg)
 	}
 
 	while (!vm_stopping(vm)) {
+		int ret;
+
+		/* Before parking: a paused VM's poison log must hold every page already hit. */
+		if (atomic_load(&v->sigbus) && !handle_sigbus(v))
+			break;
 		vm_vcpu_checkpoint(vm);
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
+		atomic_store(&v->in_run, true);
+		ret = ioctl(v->fd, KVM_RUN, 0);
+		atomic_store(&v->in_run, false);
+		if (ret < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    (errno == EFAULT && atomic_load(&v->sigbus))) {
 				eat_kick();
 				continue;
 			}
@@ -259,9 +451,11 @@ static void *vcpu_thread(void *arg)
 			vm_request_exit(vm, VM_EXIT_ERROR);
 			break;
 		}
+		v->same_mce_count = 0;
 		if (!handle_exit(v))
 			break;
 	}
+	this_vcpu = NULL;
 	return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include "kvm.h"
 #include "layout_x86_64.h"
 #include "log.h"
+#include "mce_x86_64.h"
 #include "mptable_x86_64.h"
 #include "seccomp_filter.h"
 
@@ -47,6 +48,24 @@ static int step_kvm_init(struct vm *vm)
 	ret = cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
 	if (ret < 0)
 		goto err;
+	vm->cpu_amd = cpuid_is_amd(&vm->cpuid);
+	{
+		uint64_t supported;
+		unsigned banks;
+
+		ret = mce_get_supported(vm->kvm_fd, &supported, &banks);
+		if (ret < 0)
+			goto err;
+		vm->mcg_cap = mce_guest_cap(supported, banks);
+		if (vm->mcg_cap == 0) {
+			log_error("KVM offers no machine-check bank (KVM_CAP_MCE %u)", banks);
+			ret = -ENOTSUP;
+			goto err;
+		}
+		log_debug("machine checks: MCG_CAP 0x%llx (KVM offers 0x%llx and %u banks), %s "
+			  "semantics", (unsigned long long)vm->mcg_cap,
+			  (unsigned long long)supported, banks, vm->cpu_amd ? "AMD" : "Intel");
+	}
 	return 0;
 err:
 	close(vm->kvm_fd);
@@ -108,7 +127,21 @@ static void step_vm_exit(struct vm *vm)
 	vm->vm_fd = -1;
 }
 
-/* --- guest memory --- */
+/* --- the poison log, then guest memory --- */
+
+static int step_poison_init(struct vm *vm)
+{
+	int ret = poison_log_init(&vm->poison);
+
+	if (ret < 0)
+		log_error("poison log: %s", strerror(-ret));
+	return ret;
+}
+
+static void step_poison_exit(struct vm *vm)
+{
+	poison_log_destroy(&vm->poison);
+}
 
 static uint64_t host_mem_total(void)
 {
@@ -137,6 +170,7 @@ static int step_memory_init(struct vm *vm)
 	ret = guest_memory_create(&vm->mem, size, m->huge_pages == HUGE_PAGES_2M);
 	if (ret < 0)
 		return ret;
+	vm->mem.poison = &vm->poison;
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -272,10 +306,10 @@ static void step_vcpus_exit(struct vm *vm)
 
 static int step_vcpus_init(struct vm *vm)
 {
-	int ret = vcpu_install_kick_handler();
+	int ret = vcpu_install_signal_handlers();
 
 	if (ret < 0) {
-		log_error("installing the vCPU kick handler: %s", strerror(-ret));
+		log_error("installing the vCPU kick and SIGBUS handlers: %s", strerror(-ret));
 		return ret;
 	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
@@ -364,6 +398,7 @@ static int step_events_init(struct vm *vm)
 static const struct vm_step vm_steps[] = {
 	{ "kvm", step_kvm_init, step_kvm_exit },
 	{ "vm", step_vm_init, step_vm_exit },
+	{ "poison", step_poison_init, step_poison_exit },
 	{ "memory", step_memory_init, step_memory_exit },
 	{ "devices", step_devices_init, step_devices_exit },
 	{ "virtio", vm_virtio_init, vm_virtio_exit },

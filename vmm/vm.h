@@ -16,6 +16,7 @@
 #include "loader_x86_64.h"
 #include "memory.h"
 #include "metrics.h"
+#include "poison_log.h"
 #include "serial.h"
 #include "terminal.h"
 #include "vcpu.h"
@@ -26,6 +27,7 @@ enum vm_exit_code {
 	VM_EXIT_OK = 0,
 	VM_EXIT_ERROR = 1,
 	VM_EXIT_UNEXPECTED = 2,
+	VM_EXIT_SIGBUS = 149,     /* a SIGBUS that was no guest memory error: a kiln bug */
 	VM_EXIT_BAD_CONFIG = 152,
 	VM_EXIT_ARG_PARSING = 153,
 };
@@ -42,8 +44,11 @@ struct vm {
 	int vm_fd;
 	int run_size;
 	struct cpuid_table cpuid; /* KVM's supported set; each vCPU adjusts a copy */
+	bool cpu_amd;             /* AMD's machine-check semantics (from CPUID leaf 0) */
+	uint64_t mcg_cap;         /* each vCPU's IA32_MCG_CAP (KVM_X86_SETUP_MCE) */
 
 	struct guest_memory mem;
+	struct poison_log poison; /* poisoned guest-physical pages; mem.poison points here */
 	struct kernel_image kernel;
 
 	struct bus pio_bus;

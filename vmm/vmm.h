@@ -66,6 +66,15 @@ int vmm_set_metrics_path(struct vmm *m, const char *path, char *err, size_t errl
  */
 int vmm_flush_metrics(struct vmm *m);
 
+/*
+ * PUT /memory/poison, on the event loop thread with a running VM: poisons the guest-physical
+ * range [gpa, gpa+len) on purpose, as a host memory error would (vmm/poison_inject.c). 0, or
+ * -errno with one line in err: -EINVAL for a range kiln refuses, -EOPNOTSUPP when the host
+ * cannot do it.
+ */
+int vmm_poison_inject(struct vmm *m, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Frees the VM, the configuration and the loop. */
 void vmm_destroy(struct vmm *m);
 

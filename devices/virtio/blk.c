@@ -61,17 +61,21 @@ static int parse_request(struct virtio_blk *b, const struct virtq_chain *c, stru
 	uint8_t hdr[HDR_LEN];
 
 	/* Without a readable header and a writable status byte the request cannot be answered. */
-	if (c->nr == c->nr_out || c->in_len < 1 ||
-	    virtq_chain_read(b->mmio.mem, c, 0, hdr, HDR_LEN) != HDR_LEN)
+	if (c->nr == c->nr_out || c->in_len < 1 || c->out_len < HDR_LEN)
 		return -EINVAL;
 	last = &c->bufs[c->nr - 1];
 	if (last->len < 1)
 		return -EINVAL;
+	p->status_gpa = last->gpa + last->len - 1;
+	p->data_len = 0;
+	if (virtq_chain_read(b->mmio.mem, c, 0, hdr, HDR_LEN) != HDR_LEN) {
+		p->type = UINT32_MAX; /* a poisoned header: an I/O error, not a broken ring */
+		p->status = BLK_S_IOERR;
+		return 0;
+	}
 	memcpy(&p->type, hdr, 4);
 	memcpy(&p->sector, hdr + 8, 8);
-	p->status_gpa = last->gpa + last->len - 1;
 	p->status = BLK_S_OK;
-	p->data_len = 0;
 	switch (p->type) {
 	case BLK_T_IN:
 		p->data_len = c->in_len - 1;
@@ -140,10 +144,16 @@ static int complete(struct virtio_blk *b, uint16_t head, uint64_t status_gpa, ui
 		    uint32_t used_len)
 {
 	struct virtio_mmio *t = &b->mmio;
+	int ret = guest_memory_write(t->mem, status_gpa, &status, 1);
 
-	if (guest_memory_write(t->mem, status_gpa, &status, 1) < 0)
+	/* A poisoned status byte: the request still goes back, the guest meets the poison. */
+	if (ret < 0 && ret != -EHWPOISON)
 		return -EFAULT;
-	return virtq_push(&t->queues[0], t->mem, head, status == BLK_S_OK ? used_len : 1);
+	if (ret < 0)
+		used_len = 0;
+	else if (status != BLK_S_OK)
+		used_len = 1;
+	return virtq_push(&t->queues[0], t->mem, head, used_len);
 }
 
 /* Sync engine: the whole transfer, retrying short ones. */
@@ -196,7 +206,9 @@ static uint8_t sync_execute(struct virtio_blk *b, const struct virtq_chain *c,
 
 		memcpy(id, b->id, n);
 		n = room < BLK_ID_BYTES ? (size_t)room : BLK_ID_BYTES;
-		*used_len = (uint32_t)virtq_chain_write(b->mmio.mem, c, 0, id, n) + 1;
+		if (virtq_chain_write(b->mmio.mem, c, 0, id, n) != n)
+			return BLK_S_IOERR;
+		*used_len = (uint32_t)n + 1;
 		return BLK_S_OK;
 	}
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "poison_log.h"
 #include "virtio.h"
 
 /* Feature bits, status and header fields (virtio 1.2, 5.1; linux/virtio_net.h). */
@@ -115,7 +116,8 @@ static bool rx_hold_full(const struct virtio_net *n)
 	return n->b->nr_chains >= rx_chain_limit(n) || NET_RX_BUFS - n->b->nr_bufs < VIRTQ_MAX_SIZE;
 }
 
-/* The writable buffers of the held chains as iovecs covering len bytes; the count, or -EFAULT. */
+/* The writable buffers of the held chains as iovecs covering len bytes; the count, or
+ * -EHWPOISON when the poison log has a page of one (-EFAULT: not RAM). */
 static int rx_iov(struct virtio_net *n, uint64_t len)
 {
 	struct net_bufs *b = n->b;
@@ -126,7 +128,8 @@ static int rx_iov(struct virtio_net *n, uint64_t len)
 		void *p = guest_memory_ptr_mut(n->mmio.mem, b->bufs[i].gpa, k);
 
 		if (!p)
-			return -EFAULT;
+			return guest_memory_in_ram(n->mmio.mem, b->bufs[i].gpa, k) ? -EHWPOISON
+										   : -EFAULT;
 		b->iov[nr++] = (struct iovec){ .iov_base = p, .iov_len = k };
 		len -= k;
 	}
@@ -138,6 +141,7 @@ static int rx_chain_write(struct virtio_net *n, const struct net_rx_chain *h, ui
 			  const void *src, uint64_t len)
 {
 	const uint8_t *s = src;
+	int ret;
 
 	for (unsigned i = h->first; i < h->first + h->nr && len > 0; i++) {
 		const struct virtq_buf *buf = &n->b->bufs[i];
@@ -148,8 +152,9 @@ static int rx_chain_write(struct virtio_net *n, const struct net_rx_chain *h, ui
 			continue;
 		}
 		k = buf->len - off < len ? buf->len - off : len;
-		if (guest_memory_write(n->mmio.mem, buf->gpa + off, s, k) < 0)
-			return -EFAULT;
+		ret = guest_memory_write(n->mmio.mem, buf->gpa + off, s, k);
+		if (ret < 0)
+			return ret;
 		s += k;
 		len -= k;
 		off = 0;
@@ -160,7 +165,7 @@ static int rx_chain_write(struct virtio_net *n, const struct net_rx_chain *h, ui
 /*
  * A frame of len bytes (header included) sits in the first held chains: fix its header, put
  * the chains it filled on the used ring (every one full but the last, as virtio 1.2, 5.1.6.4
- * wants), forget them. 0 or -EFAULT.
+ * wants), forget them. 0, -EHWPOISON (the header's buffer is poisoned) or -EFAULT.
  */
 static int rx_complete(struct virtio_net *n, uint64_t len)
 {
@@ -170,6 +175,7 @@ static int rx_complete(struct virtio_net *n, uint64_t len)
 	uint16_t used = 0, nb;
 	uint8_t zero = 0;
 	unsigned first;
+	int ret;
 
 	while (left > 0) {
 		uint64_t k = b->chains[used].cap < left ? b->chains[used].cap : left;
@@ -178,11 +184,12 @@ static int rx_complete(struct virtio_net *n, uint64_t len)
 		used++;
 	}
 	nb = used;
-	if (rx_chain_write(n, &b->chains[0], NET_HDR_NUM_BUFFERS, &nb, 2) < 0)
-		return -EFAULT;
+	ret = rx_chain_write(n, &b->chains[0], NET_HDR_NUM_BUFFERS, &nb, 2);
 	/* The TAP may flag DATA_VALID; without GUEST_CSUM the flags must stay zero. */
-	if (!n->guest_csum && rx_chain_write(n, &b->chains[0], NET_HDR_FLAGS, &zero, 1) < 0)
-		return -EFAULT;
+	if (ret == 0 && !n->guest_csum)
+		ret = rx_chain_write(n, &b->chains[0], NET_HDR_FLAGS, &zero, 1);
+	if (ret < 0)
+		return ret == -EHWPOISON ? ret : -EFAULT;
 	left = len;
 	for (unsigned i = 0; i < used; i++) {
 		uint64_t k = b->chains[i].cap < left ? b->chains[i].cap : left;
@@ -214,10 +221,33 @@ static int rx_copy_pending(struct virtio_net *n)
 	if (nr < 0)
 		return nr;
 	for (int i = 0; i < nr; i++) {
-		memcpy(b->iov[i].iov_base, b->frame + done, b->iov[i].iov_len);
+		if (poison_guard_copy(b->iov[i].iov_base, b->frame + done, b->iov[i].iov_len) < 0)
+			return -EHWPOISON;
 		done += b->iov[i].iov_len;
 	}
 	return rx_complete(n, b->pending);
+}
+
+/*
+ * A held buffer turned out poisoned (the log refused it, or the kernel's copy failed with
+ * EFAULT): the frame is lost, and every held chain goes back to the guest empty (used length
+ * 0, which its driver drops), so receiving goes on with fresh buffers. 0 or -EFAULT.
+ */
+static int rx_return_all(struct virtio_net *n)
+{
+	struct virtio_mmio *t = &n->mmio;
+	struct net_bufs *b = n->b;
+
+	for (unsigned i = 0; i < b->nr_chains; i++) {
+		if (virtq_push(&t->queues[RXQ], t->mem, b->chains[i].head, 0) < 0)
+			return -EFAULT;
+	}
+	b->nr_chains = 0;
+	b->nr_bufs = 0;
+	b->cap = 0;
+	b->pending = 0;
+	n->rx_drops++;
+	return 0;
 }
 
 /*
@@ -260,6 +290,7 @@ static void rx_pass(struct virtio_net *n)
 	for (;;) {
 		bool direct;
 		ssize_t k;
+		int ret;
 
 		if (rx_refill(n) < 0) {
 			broken = "the guest broke the receive queue's rules";
@@ -271,6 +302,14 @@ static void rx_pass(struct virtio_net *n)
 			k = rx_read(n, &direct);
 			if (k == 0 || k == -EAGAIN)
 				break;
+			if (k == -EHWPOISON || k == -EFAULT) {
+				if (rx_return_all(n) < 0) {
+					broken = "the receive queue's used ring is no longer in RAM";
+					break;
+				}
+				used = true;
+				continue;
+			}
 			if (k < 0) {
 				net_backend_error(n, "read", (int)-k);
 				break;
@@ -283,26 +322,25 @@ static void rx_pass(struct virtio_net *n)
 				b->pending = (size_t)k;
 				continue;
 			}
-			if (rx_complete(n, (uint64_t)k) < 0) {
-				broken = "a receive buffer is no longer in RAM";
-				break;
-			}
-			used = true;
-			continue;
-		}
-		if (b->cap >= b->pending) {
-			if (rx_copy_pending(n) < 0) {
-				broken = "a receive buffer is no longer in RAM";
-				break;
-			}
-			b->pending = 0;
-			used = true;
+			ret = rx_complete(n, (uint64_t)k);
+		} else if (b->cap >= b->pending) {
+			ret = rx_copy_pending(n);
+			if (ret == 0)
+				b->pending = 0;
 		} else if (rx_hold_full(n)) {
 			n->rx_drops++; /* bigger than what the guest's buffers can ever hold */
 			b->pending = 0;
+			continue;
 		} else {
 			break; /* wait for more buffers */
 		}
+		if (ret == -EHWPOISON)
+			ret = rx_return_all(n);
+		if (ret < 0) {
+			broken = "a receive buffer is no longer in RAM";
+			break;
+		}
+		used = true;
 	}
 	if (used)
 		virtio_mmio_signal_used(&n->mmio, RXQ);
@@ -346,7 +384,7 @@ static void tx_one(struct virtio_net *n, const struct virtq_chain *c)
 	while (k < 0 && errno == EINTR);
 	if (k < 0 || (uint64_t)k != c->out_len) {
 		/* The TAP refuses a header it cannot parse (EINVAL), or its link is down (EIO). */
-		if (k < 0)
+		if (k < 0 && errno != EFAULT) /* EFAULT: a page poisoned since it was checked */
 			net_backend_error(n, "write", errno);
 		n->tx_drops++;
 		return;

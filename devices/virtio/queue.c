@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "poison_log.h"
 #include "virtio.h"
 
 /* Offsets inside the avail ring (flags, idx, ring[size], used_event) and used ring. */
@@ -37,27 +38,33 @@ int virtq_check(const struct virtq *q, const struct guest_memory *gm)
 		return -EINVAL;
 	if ((q->desc & 15) || (q->avail & 1) || (q->used & 3))
 		return -EINVAL;
-	if (!guest_memory_ptr(gm, q->desc, (uint64_t)VIRTQ_DESC_SIZE * q->size) ||
-	    !guest_memory_ptr(gm, q->avail, avail_bytes(q->size)) ||
-	    !guest_memory_ptr(gm, q->used, used_bytes(q->size)))
+	if (!guest_memory_in_ram(gm, q->desc, (uint64_t)VIRTQ_DESC_SIZE * q->size) ||
+	    !guest_memory_in_ram(gm, q->avail, avail_bytes(q->size)) ||
+	    !guest_memory_in_ram(gm, q->used, used_bytes(q->size)))
 		return -EINVAL;
 	return 0;
 }
 
-/* A 16-bit ring field the other side may be writing: one aligned, ordered load or store. */
-static uint16_t load16(const struct guest_memory *gm, uint64_t gpa)
+/*
+ * A 16-bit ring field the other side may be writing: one aligned, ordered load or store,
+ * guarded against a page turning poisoned under it. 0, -EFAULT (not RAM) or -EHWPOISON.
+ */
+static int load16(const struct guest_memory *gm, uint64_t gpa, uint16_t *v)
 {
 	const uint16_t *p = guest_memory_ptr(gm, gpa, 2);
 
-	return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+	if (!p)
+		return guest_memory_in_ram(gm, gpa, 2) ? -EHWPOISON : -EFAULT;
+	return poison_guard_load16(p, v);
 }
 
-static void store16(struct guest_memory *gm, uint64_t gpa, uint16_t v)
+static int store16(struct guest_memory *gm, uint64_t gpa, uint16_t v)
 {
 	uint16_t *p = guest_memory_ptr_mut(gm, gpa, 2);
 
-	if (p)
-		__atomic_store_n(p, v, __ATOMIC_RELEASE);
+	if (!p)
+		return guest_memory_in_ram(gm, gpa, 2) ? -EHWPOISON : -EFAULT;
+	return poison_guard_store16(p, v);
 }
 
 struct desc {
@@ -98,7 +105,8 @@ static int walk_chain(struct virtq *q, struct guest_memory *gm, uint16_t head,
 			return -EINVAL;
 		if (d.flags & VIRTQ_DESC_F_INDIRECT)
 			return -EINVAL;
-		if (d.len && !guest_memory_ptr(gm, d.addr, d.len))
+		/* Only the bounds: a poisoned buffer breaks no rule, its request fails instead. */
+		if (d.len && !guest_memory_in_ram(gm, d.addr, d.len))
 			return -EINVAL;
 		if (!(d.flags & VIRTQ_DESC_F_WRITE) && c->nr > c->nr_out)
 			return -EINVAL; /* readable after writable */
@@ -121,27 +129,31 @@ static int walk_chain(struct virtq *q, struct guest_memory *gm, uint16_t head,
 int virtq_pop(struct virtq *q, struct guest_memory *gm, struct virtq_chain *c)
 {
 	uint16_t avail_idx, head;
+	uint64_t used_event = q->used + USED_RING + (uint64_t)USED_ELEM * q->size;
 
 	if (!q->ready)
 		return 0;
-	avail_idx = load16(gm, q->avail + AVAIL_IDX);
+	if (load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
+		return -EINVAL;
 	if (avail_idx == q->next_avail && q->event_idx) {
 		/* Ask for a notification at the next buffer, then look once more: the driver may
 		 * have added one before it could see the request. */
-		store16(gm, q->used + USED_RING + (uint64_t)USED_ELEM * q->size, q->next_avail);
+		if (store16(gm, used_event, q->next_avail) < 0)
+			return -EINVAL;
 		atomic_thread_fence(memory_order_seq_cst);
-		avail_idx = load16(gm, q->avail + AVAIL_IDX);
+		if (load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
+			return -EINVAL;
 	}
 	if (avail_idx == q->next_avail)
 		return 0;
 	if ((uint16_t)(avail_idx - q->next_avail) > q->size)
 		return -EINVAL;
-	head = load16(gm, q->avail + AVAIL_RING + 2ull * (q->next_avail % q->size));
-	if (walk_chain(q, gm, head, c) < 0)
+	if (load16(gm, q->avail + AVAIL_RING + 2ull * (q->next_avail % q->size), &head) < 0 ||
+	    walk_chain(q, gm, head, c) < 0)
 		return -EINVAL;
 	q->next_avail++;
-	if (q->event_idx)
-		store16(gm, q->used + USED_RING + (uint64_t)USED_ELEM * q->size, q->next_avail);
+	if (q->event_idx && store16(gm, used_event, q->next_avail) < 0)
+		return -EINVAL;
 	return 1;
 }
 
@@ -160,8 +172,7 @@ int virtq_push(struct virtq *q, struct guest_memory *gm, uint16_t head, uint32_t
 	if (guest_memory_write(gm, elem, raw, sizeof(raw)) < 0)
 		return -EFAULT;
 	q->next_used++;
-	store16(gm, q->used + USED_IDX, q->next_used);
-	return 0;
+	return store16(gm, q->used + USED_IDX, q->next_used) < 0 ? -EFAULT : 0;
 }
 
 bool virtq_should_signal(struct virtq *q, const struct guest_memory *gm)
@@ -170,13 +181,16 @@ bool virtq_should_signal(struct virtq *q, const struct guest_memory *gm)
 	bool valid = q->signalled_valid;
 
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!q->event_idx)
-		return !(load16(gm, q->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	/* A ring field that cannot be read: signal, an interrupt too many does no harm. */
+	if (!q->event_idx) {
+		uint16_t flags;
+
+		return load16(gm, q->avail, &flags) < 0 || !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	}
 	q->signalled_used = now;
 	q->signalled_valid = true;
-	if (!valid)
+	if (!valid || load16(gm, q->avail + AVAIL_RING + 2ull * q->size, &event) < 0)
 		return true;
-	event = load16(gm, q->avail + AVAIL_RING + 2ull * q->size);
 	/* virtio 1.2, 2.7.10: signal when used_event lies in [old, now). */
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 }
@@ -248,6 +262,7 @@ struct iov_ctx {
 	struct iovec *iov;
 	int nr, max;
 	bool full;
+	int err; /* a piece refused: -EFAULT or -EHWPOISON */
 };
 
 static int add_iov(void *ctx, uint64_t gpa, uint64_t n, uint64_t done)
@@ -261,8 +276,10 @@ static int add_iov(void *ctx, uint64_t gpa, uint64_t n, uint64_t done)
 		return -ENOSPC;
 	}
 	p = x->write ? guest_memory_ptr_mut(x->gm, gpa, n) : guest_memory_ptr(x->gm, gpa, n);
-	if (!p)
-		return -EFAULT;
+	if (!p) {
+		x->err = guest_memory_in_ram(x->gm, gpa, n) ? -EHWPOISON : -EFAULT;
+		return x->err;
+	}
 	x->iov[x->nr++] = (struct iovec){ .iov_base = p, .iov_len = n };
 	return 0;
 }
@@ -273,5 +290,7 @@ int virtq_chain_iov(struct guest_memory *gm, const struct virtq_chain *c, bool w
 	struct iov_ctx x = { .gm = gm, .write = write, .iov = iov, .max = max };
 
 	chain_walk(c, write, offset, len, add_iov, &x);
+	if (x.err)
+		return x.err;
 	return x.full ? -ENOSPC : x.nr;
 }

@@ -59,7 +59,9 @@ int virtq_check(const struct virtq *q, const struct guest_memory *gm)
  * (with EVENT_IDX, having asked the driver to notify on its next buffer), or -EINVAL when the
  * guest broke the ring's rules (index out of range, a loop, a chain longer than the queue, a
  * buffer outside RAM, a readable buffer after a writable one, an indirect descriptor, which
- * kiln does not offer): the device must then stop using the queue and ask for a reset.
+ * kiln does not offer) or the rings themselves are poisoned: the device must then stop using
+ * the queue and ask for a reset. A buffer in a poisoned page is no such break: the chain is
+ * taken, and copying its data fails.
  */
 int virtq_pop(struct virtq *q, struct guest_memory *gm, struct virtq_chain *c)
 	__attribute__((warn_unused_result));
@@ -72,20 +74,24 @@ int virtq_push(struct virtq *q, struct guest_memory *gm, uint16_t head, uint32_t
 bool virtq_should_signal(struct virtq *q, const struct guest_memory *gm);
 
 /* Copies up to len bytes from the chain's readable buffers, starting offset bytes in. Returns
- * the bytes copied. */
+ * the bytes copied: fewer when a buffer is poisoned. */
 size_t virtq_chain_read(const struct guest_memory *gm, const struct virtq_chain *c,
 			uint64_t offset, void *dst, size_t len);
 
 /* Copies up to len bytes into the chain's writable buffers, starting offset bytes into them,
- * recording the pages as written by kiln. Returns the bytes copied. */
+ * recording the pages as written by kiln. Returns the bytes copied: fewer when a buffer is
+ * poisoned. */
 size_t virtq_chain_write(struct guest_memory *gm, const struct virtq_chain *c, uint64_t offset,
 			 const void *src, size_t len);
 
 /*
  * Describes [offset, offset+len) of the readable (write=false) or writable (write=true) part
  * of the chain as host iovecs, for readv/writev/io_uring. Writable pages are recorded as
- * written by kiln. Returns the number of iovecs (at most max), or -ENOSPC if they do not fit;
- * a range running past the part's end is cut short.
+ * written by kiln. Returns the number of iovecs (at most max), -ENOSPC if they do not fit,
+ * -EHWPOISON if the poison log has a page of the range (-EFAULT if a piece is not RAM); a range
+ * running past the part's end is cut short. The kernel copying through the iovecs fails with
+ * EFAULT (or stops short) at a page poisoned since: callers treat that as the request's I/O
+ * error, not the guest's.
  */
 int virtq_chain_iov(struct guest_memory *gm, const struct virtq_chain *c, bool write,
 		    uint64_t offset, uint64_t len, struct iovec *iov, int max)

@@ -38,7 +38,10 @@ static void rng_notify(struct virtio_mmio *t, unsigned qi)
 				metrics_inc(&r->m->host_rng_fails);
 				break;
 			}
-			done += virtq_chain_write(t->mem, &c, done, buf, (size_t)k);
+			n = virtq_chain_write(t->mem, &c, done, buf, (size_t)k);
+			done += n;
+			if (n < (size_t)k)
+				break; /* a poisoned buffer: the guest gets what went before it */
 		}
 		metrics_add(&r->m->entropy_bytes, done);
 		if (virtq_push(q, t->mem, c.head, (uint32_t)done) < 0) {

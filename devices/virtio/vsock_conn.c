@@ -314,7 +314,8 @@ static int take_payload(struct vsock_conn *c, const struct virtq_chain *chain, u
 					(int)VIRTQ_MAX_SIZE);
 		ssize_t k = n > 0 ? send_iov(c->fd, v->iov, n) : 0;
 
-		if (k < 0)
+		/* A poisoned payload (refused, or EFAULT from the kernel) ends the connection. */
+		if (n == -EHWPOISON || n == -EFAULT || k < 0)
 			return -EPIPE;
 		forwarded(c, (uint32_t)k);
 		off += (uint64_t)k;
@@ -328,9 +329,10 @@ static int take_payload(struct vsock_conn *c, const struct virtq_chain *chain, u
 		return -ENOMEM;
 	tail = (c->buf_head + c->buf_len) % VSOCK_CONN_BUF_ALLOC;
 	first = VSOCK_CONN_BUF_ALLOC - tail < len ? VSOCK_CONN_BUF_ALLOC - tail : len;
-	virtq_chain_read(v->mmio.mem, chain, off, c->buf + tail, first);
-	if (len > first)
-		virtq_chain_read(v->mmio.mem, chain, off + first, c->buf, len - first);
+	if (virtq_chain_read(v->mmio.mem, chain, off, c->buf + tail, first) != first ||
+	    (len > first &&
+	     virtq_chain_read(v->mmio.mem, chain, off + first, c->buf, len - first) != len - first))
+		return -EPIPE; /* a poisoned payload */
 	c->buf_len += len;
 	return 0;
 }

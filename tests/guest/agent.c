@@ -396,6 +396,7 @@ static const struct test tests[] = {
 	{ "blkbench", test_blkbench },
 	{ "net", test_net },
 	{ "vsock", test_vsock },
+	{ "poison", test_poison },
 };
 
 /* Mounts fs on target unless something is mounted there already (e.g. devtmpfs when the

@@ -51,5 +51,6 @@ void test_rng(const struct agent *a, struct result *r);
 void test_blkbench(const struct agent *a, struct result *r);
 void test_net(const struct agent *a, struct result *r);
 void test_vsock(const struct agent *a, struct result *r);
+void test_poison(const struct agent *a, struct result *r);
 
 #endif

@@ -181,6 +181,53 @@ static void cpuid_find_missing_or_past_nent_null(void **state)
 	free(t);
 }
 
+/* Leaf 0 of vendor (ebx, edx, ecx) and leaf 0x80000007 as KVM gives it (EBX clear). */
+static struct cpuid_table *ras_table(uint32_t ebx, uint32_t edx, uint32_t ecx)
+{
+	struct cpuid_table *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->head.nent = 2;
+	t->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0x10, .ebx = ebx,
+						   .ecx = ecx, .edx = edx };
+	t->entries[1] = (struct kvm_cpuid_entry2){ .function = 0x80000007, .ebx = 0,
+						   .edx = 0x100 };
+	return t;
+}
+
+static void cpuid_adjust_amd_sets_succor_and_overflow_recov(void **state)
+{
+	struct cpuid_table *t = ras_table(0x68747541, 0x69746e65, 0x444d4163); /* AuthenticAMD */
+
+	assert_true(cpuid_is_amd(t));
+	cpuid_adjust(t, 0, 1);
+	assert_int_equal(t->entries[1].ebx, 0x3); /* OVERFLOW_RECOV | SUCCOR */
+	assert_int_equal(t->entries[1].edx, 0x100);
+	free(t);
+}
+
+static void cpuid_adjust_hygon_is_amd(void **state)
+{
+	struct cpuid_table *t = ras_table(0x6f677948, 0x6e65476e, 0x656e6975); /* HygonGenuine */
+
+	assert_true(cpuid_is_amd(t));
+	cpuid_adjust(t, 0, 1);
+	assert_int_equal(t->entries[1].ebx, 0x3);
+	free(t);
+}
+
+static void cpuid_adjust_intel_leaves_80000007_alone(void **state)
+{
+	struct cpuid_table *t = ras_table(0x756e6547, 0x49656e69, 0x6c65746e); /* GenuineIntel */
+
+	assert_false(cpuid_is_amd(t));
+	cpuid_adjust(t, 0, 1);
+	assert_int_equal(t->entries[1].ebx, 0);
+	t->head.nent = 0;
+	assert_false(cpuid_is_amd(t));
+	free(t);
+}
+
 /* KVM_GET_SUPPORTED_CPUID stand-in: checks the request, then fills or fails as told. */
 int __wrap_ioctl(int fd, unsigned long request, ...);
 int __wrap_ioctl(int fd, unsigned long request, ...)
@@ -258,6 +305,9 @@ int main(void)
 		T(cpuid_adjust_vcpu31_of_32_topology),
 		T(cpuid_adjust_htt_follows_vcpu_count),
 		T(cpuid_adjust_entries_past_nent_untouched),
+		T(cpuid_adjust_amd_sets_succor_and_overflow_recov),
+		T(cpuid_adjust_hygon_is_amd),
+		T(cpuid_adjust_intel_leaves_80000007_alone),
 		T(cpuid_find_plain_leaf_ignores_index),
 		T(cpuid_find_significant_index_matches_exactly),
 		T(cpuid_find_missing_or_past_nent_null),

@@ -191,7 +191,7 @@ static void guest_memory_ptr_no_mapping_null(void **state)
 /* A 5 GiB layout over an inaccessible reservation: the accessor only does arithmetic on it. */
 static void guest_memory_ptr_across_gap_null(void **state)
 {
-	struct guest_memory gm;
+	struct guest_memory gm = { 0 };
 	uint8_t *host = mmap(NULL, 5 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			     -1, 0);
 

@@ -23,6 +23,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "memory.h"
+#include "poison_log.h"
 #include "virtio.h"
 #include "virtio_driver.h"
 
@@ -57,6 +58,7 @@ struct engine {
 struct fixture {
 	const struct engine *engine;
 	struct guest_memory gm;
+	struct poison_log poison; /* the guest memory's, empty unless a test fills it */
 	struct event_loop loop;
 	struct virtio_blk blk;
 	struct vdrv_queue q;
@@ -124,8 +126,11 @@ static int setup(void **state)
 	if (pwrite(f->file, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->file);
-	if (guest_memory_create(&f->gm, RAM, false) < 0 || event_loop_init(&f->loop) < 0 ||
-	    open_drive(f, false, true) < 0)
+	if (guest_memory_create(&f->gm, RAM, false) < 0 || poison_log_init(&f->poison) < 0 ||
+	    event_loop_init(&f->loop) < 0)
+		return -1;
+	f->gm.poison = &f->poison;
+	if (open_drive(f, false, true) < 0)
 		return -1;
 	start(f);
 	*state = f;
@@ -139,6 +144,7 @@ static int teardown(void **state)
 	virtio_blk_destroy(&f->blk);
 	event_loop_destroy(&f->loop);
 	guest_memory_destroy(&f->gm);
+	poison_log_destroy(&f->poison);
 	close(f->file);
 	free(f);
 	return 0;
@@ -516,6 +522,65 @@ static void virtio_blk_more_segments_than_seg_max_ioerr(void **state)
 	assert_int_equal(f->gm.host[DATA + 3], pattern(512 + 3));
 }
 
+/* --- poisoned guest pages: the request fails, the device goes on --- */
+
+/* A data buffer in a poisoned page breaks no ring rule: IOERR, and kiln never touches it. */
+static void virtio_blk_data_in_poisoned_page_ioerr_device_goes_on(void **state)
+{
+	struct fixture *f = *state;
+	const struct seg split[] = {
+		{ HDR, 16, R }, { DATA, 512, W }, { DATA + 0x3000, 512, W }, { STATUS, 1, W },
+	};
+	uint32_t ul;
+
+	memset(f->gm.host + DATA, 0xcc, 0x4000);
+	assert_int_equal(poison_log_add(&f->poison, DATA + 0x3000, PAGE, POISON_INJECTED), 0);
+	assert_int_equal(request(f, T_IN, 1, DATA + 0x3000, 512, &ul), S_IOERR);
+	assert_int_equal(ul, 1);
+	assert_int_equal(f->gm.host[DATA + 0x3000], 0xcc);
+	assert_int_equal(request(f, T_OUT, 1, DATA + 0x3200, 512, &ul), S_IOERR);
+	assert_file_pattern(f, 0, SECTORS * 512);
+	/* Only the second buffer poisoned: nothing is transferred through the first either. */
+	header(f, T_IN, 4);
+	assert_int_equal(run(f, split, 4), 1);
+	assert_int_equal(f->gm.host[STATUS], S_IOERR);
+	assert_int_equal(metrics_get(&f->blk.m->read_count), 0);
+	assert_int_equal(metrics_get(&f->blk.m->execute_fails), 3);
+	assert_int_equal(status(f) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	assert_int_equal(request(f, T_IN, 2, DATA + 0x1000, 512, &ul), S_OK);
+	assert_int_equal(f->gm.host[DATA + 0x1000 + 9], pattern(2 * 512 + 9));
+}
+
+/* A poisoned header: the type is unknown, but the status byte can still say IOERR. */
+static void virtio_blk_header_in_poisoned_page_ioerr(void **state)
+{
+	struct fixture *f = *state;
+	const struct seg s[] = { { DATA + 0x5000, 16, R }, { DATA, 512, W }, { STATUS, 1, W } };
+
+	f->gm.host[STATUS] = 0xff;
+	assert_int_equal(poison_log_add(&f->poison, DATA + 0x5000, PAGE, POISON_HOST), 0);
+	assert_int_equal(run(f, s, 3), 1);
+	assert_int_equal(f->gm.host[STATUS], S_IOERR);
+	assert_int_equal(status(f) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	assert_int_equal(request(f, T_IN, 3, DATA, 512, NULL), S_OK);
+}
+
+/* A poisoned status byte: the request still comes back (used length 0), for the guest to find
+ * the poison itself; the queue goes on. */
+static void virtio_blk_status_in_poisoned_page_used_len_0(void **state)
+{
+	struct fixture *f = *state;
+	const struct seg s[] = { { HDR, 16, R }, { DATA, 512, W }, { DATA + 0x6000, 1, W } };
+
+	header(f, T_IN, 0);
+	f->gm.host[DATA + 0x6000] = 0xee;
+	assert_int_equal(poison_log_add(&f->poison, DATA + 0x6000, PAGE, POISON_HOST), 0);
+	assert_int_equal(run(f, s, 3), 0);
+	assert_int_equal(f->gm.host[DATA + 0x6000], 0xee);
+	assert_int_equal(status(f) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	assert_int_equal(request(f, T_IN, 3, DATA, 512, NULL), S_OK);
+}
+
 /* --- chains that cannot be answered: the device needs a reset --- */
 
 static void expect_needs_reset(struct fixture *f, const struct seg *s, unsigned n)
@@ -673,6 +738,9 @@ static int group_setup(void **state)
 		T(virtio_blk_unknown_type_unsupp, e),                                           \
 		T(virtio_blk_zero_length_transfer_ok, e),                                       \
 		T(virtio_blk_more_segments_than_seg_max_ioerr, e),                              \
+		T(virtio_blk_data_in_poisoned_page_ioerr_device_goes_on, e),                    \
+		T(virtio_blk_header_in_poisoned_page_ioerr, e),                                 \
+		T(virtio_blk_status_in_poisoned_page_used_len_0, e),                            \
 		T(virtio_blk_missing_status_byte_needs_reset, e),                               \
 		T(virtio_blk_header_too_short_needs_reset, e),                                  \
 		T(virtio_blk_header_split_accepted_short_refused, e),                           \

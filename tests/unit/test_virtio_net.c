@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "poison_log.h"
 #include "virtio.h"
 
 #define MIB (1ull << 20)
@@ -679,6 +680,64 @@ static void virtio_net_destroy_stops_watching_backend(void **state)
 	virtio_net_destroy(&f->n); /* twice is harmless; teardown does it a third time */
 }
 
+/* ---- poisoned guest pages: frames are dropped, the device goes on ---- */
+
+static void virtio_net_tx_buffer_in_poisoned_page_dropped(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t frame[NET_HDR_LEN + 60], got[256];
+	uint32_t lens[1] = { sizeof(frame) };
+	uint16_t flags[1] = { 0 };
+	struct poison_log log;
+
+	assert_int_equal(poison_log_init(&log), 0);
+	f->gm.poison = &log;
+	driver_start(f, F_ALL);
+	host_frame(frame, 60, 0, 3);
+	memcpy(f->gm.host + TX_BUFS, frame, sizeof(frame));
+	assert_int_equal(poison_log_add(&log, TX_BUFS, 4096, POISON_INJECTED), 0);
+	send_tx(f, NULL, lens, flags, 1);
+	assert_int_equal(recv(f->peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	assert_int_equal(get16(f, TX_USED + 2), 1);
+	assert_int_equal(f->n.tx_drops, 1);
+	assert_false(needs_reset(f));
+	f->gm.poison = NULL;
+	poison_log_destroy(&log);
+}
+
+/* A poisoned rx buffer: every held buffer goes back empty and the frame, still in the backend,
+ * goes to the buffers after them. */
+static void virtio_net_rx_buffer_in_poisoned_page_returned_empty(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t frame[NET_HDR_LEN + 1000];
+	const unsigned held = NET_RX_ROOM / BUF_STEP + 1;
+	struct poison_log log;
+	uint16_t head;
+	uint32_t len;
+
+	assert_int_equal(poison_log_init(&log), 0);
+	f->gm.poison = &log;
+	driver_start(f, F_ALL);
+	post_rx_many(f, 40);
+	assert_int_equal(poison_log_add(&log, rx_buf(3), 4096, POISON_HOST), 0);
+	host_send(f, frame, host_frame(frame, 1000, 1, 5));
+	assert_int_equal(loop_once(f, 1000), 1);
+	/* Held: as many as it takes to pass the largest frame, the poisoned one among them. */
+	assert_int_equal(get16(f, RX_USED + 2), held + 1);
+	for (unsigned i = 0; i < held; i++) {
+		rx_used(f, &head, &len);
+		assert_int_equal(head, i);
+		assert_int_equal(len, 0);
+	}
+	expect_rx(f, frame, sizeof(frame), 1);
+	assert_int_equal(f->n.rx_drops, 1);
+	assert_int_equal(f->n.rx_packets, 1);
+	assert_false(needs_reset(f));
+	f->gm.poison = NULL;
+	poison_log_destroy(&log);
+}
+
 static int group_setup(void **state)
 {
 	signal(SIGPIPE, SIG_IGN); /* kiln ignores it too: a closed backend is an error, not death */
@@ -711,6 +770,8 @@ int main(void)
 		T(virtio_net_reset_drops_waiting_frame),
 		T(virtio_net_inactive_device_reads_nothing),
 		T(virtio_net_destroy_stops_watching_backend),
+		T(virtio_net_tx_buffer_in_poisoned_page_dropped),
+		T(virtio_net_rx_buffer_in_poisoned_page_returned_empty),
 	};
 #undef T
 #undef TN

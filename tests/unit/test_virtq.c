@@ -16,6 +16,7 @@
 #include "layout_x86_64.h"
 #include "log.h"
 #include "memory.h"
+#include "poison_log.h"
 #include "queue.h"
 #include "virtio.h"
 #include "virtio_driver.h"
@@ -628,8 +629,39 @@ static void virtq_rings_outside_ram_fail_without_touching(void **state)
 	f->q.event_idx = true;
 	assert_int_equal(virtq_push(&f->q, &f->gm, 0, 0), -EFAULT);
 	f->q.avail = UINT64_MAX - 1;
-	assert_int_equal(virtq_pop(&f->q, &f->gm, &f->c), 0); /* reads as an empty ring */
-	(void)virtq_should_signal(&f->q, &f->gm);
+	/* An index that cannot be read is a broken ring, not an empty one. */
+	assert_int_equal(virtq_pop(&f->q, &f->gm, &f->c), -EINVAL);
+	assert_true(virtq_should_signal(&f->q, &f->gm)); /* when unsure, signal */
+}
+
+/* A buffer in a poisoned page breaks no ring rule: the chain pops, its data cannot be had. */
+static void virtq_buffer_in_poisoned_page_pops_data_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct poison_log log;
+	struct iovec iov[4];
+	uint8_t buf[32];
+
+	assert_int_equal(poison_log_init(&log), 0);
+	f->gm.poison = &log;
+	assert_int_equal(poison_log_add(&log, DATA + PAGE, PAGE, POISON_INJECTED), 0);
+	vdrv_desc(&f->d, 0, DATA + PAGE - 16, 32, R | N, 1);
+	vdrv_desc(&f->d, 1, DATA + 2 * PAGE, 8, W, 0);
+	vdrv_avail_push(&f->d, 0);
+	assert_int_equal(virtq_pop(&f->q, &f->gm, &f->c), 1);
+	assert_int_equal(f->c.nr, 2);
+	assert_int_equal(virtq_chain_iov(&f->gm, &f->c, false, 0, 32, iov, 4), -EHWPOISON);
+	assert_int_equal(virtq_chain_iov(&f->gm, &f->c, true, 0, 8, iov, 4), 1);
+	assert_int_equal(virtq_chain_read(&f->gm, &f->c, 0, buf, 32), 0);
+	assert_int_equal(virtq_chain_write(&f->gm, &f->c, 0, buf, 8), 8);
+	assert_int_equal(virtq_push(&f->q, &f->gm, 0, 8), 0);
+	/* The rings themselves poisoned: the queue cannot go on. */
+	assert_int_equal(poison_log_add(&log, QBASE, PAGE, POISON_HOST), 0);
+	assert_int_equal(virtq_pop(&f->q, &f->gm, &f->c), -EINVAL);
+	assert_int_equal(virtq_push(&f->q, &f->gm, 0, 8), -EFAULT);
+	assert_true(virtq_should_signal(&f->q, &f->gm));
+	f->gm.poison = NULL;
+	poison_log_destroy(&log);
 }
 
 /* The MMIO gap between 3.25 GiB and 4 GiB is not RAM, though RAM lies on both sides. */
@@ -966,6 +998,7 @@ int main(void)
 		T(virtq_pop_good_then_bad_serves_good_only),
 		T(virtq_rings_outside_ram_fail_without_touching),
 		cmocka_unit_test(virtq_pop_buffer_in_mmio_gap_einval),
+		T(virtq_buffer_in_poisoned_page_pops_data_refused),
 		T(virtq_chain_read_spans_buffers_stops_at_readable_end),
 		T(virtq_chain_write_stays_in_writable_buffers),
 		T(virtq_chain_write_records_dirty_pages),

@@ -1,0 +1,229 @@
+/* kiln-agent test for host memory errors (kiln.test=poison): a buffer whose guest-physical page
+ * the host poisons through kiln's API; reading it must cost only the reader its life. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+
+#define PAGE 4096ul
+#define HUGE (2ul << 20)
+#define PATTERN 0xa5
+/* A child that died of this exit status took SIGBUS; the si_code is added. */
+#define EXIT_SIGBUS_BASE 100
+#define EXIT_CORRUPT 3
+#define WAIT_SECONDS 120
+
+/* In the reading child: reports the SIGBUS and ends with EXIT_SIGBUS_BASE + si_code. */
+static void child_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	char line[128];
+	int n;
+
+	(void)sig;
+	(void)ctx;
+	n = snprintf(line, sizeof(line),
+		     "kiln-agent: poison: reader got SIGBUS si_code=%d%s addr=%p addr_lsb=%d\n",
+		     si->si_code, si->si_code == BUS_MCEERR_AR ? " (BUS_MCEERR_AR)" : "",
+		     si->si_addr, (int)si->si_addr_lsb);
+	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
+		n = 0;
+	_exit(EXIT_SIGBUS_BASE + si->si_code);
+}
+
+/* Reads every 4 KiB page of buf in a child; its wait status. */
+static int read_in_child(const volatile uint8_t *buf, size_t len)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct sigaction sa = { .sa_sigaction = child_sigbus, .sa_flags = SA_SIGINFO };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		for (size_t off = 0; off < len; off += PAGE)
+			if (buf[off] != PATTERN || buf[off + PAGE - 1] != PATTERN)
+				_exit(EXIT_CORRUPT);
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+/* The guest-physical address of the page holding p, from /proc/self/pagemap; 0 if unknown. */
+static uint64_t guest_phys(const void *p, struct result *r)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t at = (off_t)((uintptr_t)p / PAGE * sizeof(entry));
+
+	if (fd < 0) {
+		result_fail(r, "open /proc/self/pagemap: %s", strerror(errno));
+		return 0;
+	}
+	if (pread(fd, &entry, sizeof(entry), at) != (ssize_t)sizeof(entry)) {
+		result_fail(r, "read /proc/self/pagemap: %s", strerror(errno));
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (!(entry >> 63) || !(entry & ((1ull << 55) - 1))) {
+		result_fail(r, "pagemap entry 0x%llx has no PFN", (unsigned long long)entry);
+		return 0;
+	}
+	return (entry & ((1ull << 55) - 1)) * PAGE;
+}
+
+/* The first kernel log line holding "Memory failure" into line; false when there is none. */
+static bool kmsg_find(char *line, size_t size)
+{
+	char rec[1024];
+	bool found = false;
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		char *text;
+
+		if (n <= 0)
+			continue; /* EPIPE: records were overwritten; go on with the next */
+		rec[n] = '\0';
+		text = strchr(rec, ';');
+		text = text ? text + 1 : rec;
+		text[strcspn(text, "\n")] = '\0';
+		if (!found && strstr(text, "Memory failure")) {
+			size_t tl = strlen(text);
+
+			tl = tl < size - 1 ? tl : size - 1;
+			memcpy(line, text, tl);
+			line[tl] = '\0';
+			found = true;
+		}
+	}
+	close(fd);
+	return found;
+}
+
+/* Asks the kernel for count free 2 MiB pages. */
+static int reserve_hugepages(unsigned count)
+{
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%u\n", count);
+	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC);
+	ssize_t w;
+
+	if (fd < 0)
+		return -errno;
+	w = write(fd, text, (size_t)n);
+	close(fd);
+	return w == n ? 0 : -EIO;
+}
+
+/*
+ * kiln.poison_huge=1: the buffer is one guest 2 MiB huge page (so that the host's whole 2 MiB
+ * page holds nothing else); otherwise one 4 KiB page. Prints "KILN-POISON-GPA 0x... LEN", then
+ * reads the buffer in a fresh child every 200 ms until one dies of SIGBUS BUS_MCEERR_AR (the host
+ * poisoned it meanwhile), checks the kernel logged "Memory failure", and that it still runs.
+ */
+void test_poison(const struct agent *a, struct result *r)
+{
+	struct timespec period = { 0, 200 * 1000 * 1000 }, start, now;
+	unsigned long huge = 0;
+	char kline[256] = "", up[64] = "?";
+	size_t len;
+	uint8_t *buf;
+	uint64_t gpa;
+	int status = 0, tries = 0, ret;
+
+	if (param_ulong(a, "poison_huge", &huge) < 0) {
+		result_fail(r, "kiln.poison_huge is not a number");
+		return;
+	}
+	len = huge ? HUGE : PAGE;
+	if (huge && (ret = reserve_hugepages(4)) < 0) {
+		result_fail(r, "cannot reserve guest huge pages: %s", strerror(-ret));
+		return;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | (huge ? MAP_HUGETLB | MAP_HUGE_2MB : 0), -1, 0);
+	if (buf == MAP_FAILED) {
+		result_fail(r, "mmap of %zu bytes%s: %s", len, huge ? " (MAP_HUGETLB)" : "",
+			    strerror(errno));
+		return;
+	}
+	memset(buf, PATTERN, len);
+	if (mlock(buf, len) != 0)
+		result_note(r, "mlock: %s", strerror(errno));
+	gpa = guest_phys(buf, r);
+	if (!gpa)
+		return;
+	if (gpa % len) {
+		result_fail(r, "buffer at guest-physical 0x%llx is not %zu-aligned",
+			    (unsigned long long)gpa, len);
+		return;
+	}
+	printf("KILN-POISON-GPA 0x%llx %zu\n", (unsigned long long)gpa, len);
+	fflush(stdout);
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		status = read_in_child(buf, len);
+		tries++;
+		if (status != 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > WAIT_SECONDS) {
+			result_fail(r, "the buffer still read fine after %d reads in %d s", tries,
+				    WAIT_SECONDS);
+			return;
+		}
+		nanosleep(&period, NULL);
+	}
+	if (status < 0) {
+		result_fail(r, "fork/waitpid: %s", strerror(errno));
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_CORRUPT) {
+		result_fail(r, "the buffer read back changed data: silent corruption");
+		return;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != EXIT_SIGBUS_BASE + BUS_MCEERR_AR) {
+		result_fail(r, "the reader ended with %s %d, not SIGBUS BUS_MCEERR_AR",
+			    WIFEXITED(status) ? "exit status" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		return;
+	}
+	if (!kmsg_find(kline, sizeof(kline))) {
+		result_fail(r, "no \"Memory failure\" line in the kernel log");
+		return;
+	}
+	/* Still alive: a new process runs, and the clock moves. */
+	if (read_in_child(buf, 0) != 0 || read_text("/proc/uptime", up, sizeof(up)) <= 0) {
+		result_fail(r, "the guest did not carry on after the memory error");
+		return;
+	}
+	up[strcspn(up, " \n")] = '\0';
+	result_note(r, "gpa=0x%llx len=%zu reader killed by BUS_MCEERR_AR after %d reads; "
+		       "kernel: %s; uptime %s s",
+		    (unsigned long long)gpa, len, tries, kline, up);
+}

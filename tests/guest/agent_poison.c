@@ -140,6 +140,56 @@ static int reserve_hugepages(unsigned count)
 }
 
 /*
+ * kiln.poison_blk=1: the buffer is only ever handed to virtio-blk. O_DIRECT writes from it to
+ * /dev/vda go on every 200 ms (the guest never touches the page itself) until one fails with
+ * EIO: the host poisoned the page and kiln refused to read it. A write from another page must
+ * then still work: the device goes on.
+ */
+static void poison_blk_writes(uint8_t *buf, struct result *r)
+{
+	struct timespec period = { 0, 200 * 1000 * 1000 }, start, now;
+	uint8_t *other = NULL;
+	int fd = open("/dev/vda", O_RDWR | O_DIRECT | O_CLOEXEC), tries = 0, err = 0;
+
+	if (fd < 0 || posix_memalign((void **)&other, PAGE, PAGE)) {
+		result_fail(r, "/dev/vda: %s", strerror(errno));
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		tries++;
+		if (pwrite(fd, buf, PAGE, 0) != (ssize_t)PAGE) {
+			err = errno;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > WAIT_SECONDS) {
+			result_fail(r, "writes from the buffer still worked after %d tries", tries);
+			goto out;
+		}
+		nanosleep(&period, NULL);
+	}
+	if (err != EIO) {
+		result_fail(r, "the write from the poisoned page failed with %s, not EIO",
+			    strerror(err));
+		goto out;
+	}
+	memset(other, 0x5a, PAGE);
+	if (pwrite(fd, other, PAGE, PAGE) != (ssize_t)PAGE ||
+	    pread(fd, other, PAGE, PAGE) != (ssize_t)PAGE || other[0] != 0x5a) {
+		result_fail(r, "virtio-blk stopped working after the poisoned write: %s",
+			    strerror(errno));
+		goto out;
+	}
+	result_note(r, "blk write from the poisoned page failed with EIO after %d writes; "
+		       "a write from another page then worked", tries);
+out:
+	free(other);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
  * kiln.poison_huge=1: the buffer is one guest 2 MiB huge page (so that the host's whole 2 MiB
  * page holds nothing else); otherwise one 4 KiB page. Prints "KILN-POISON-GPA 0x... LEN", then
  * reads the buffer in a fresh child every 200 ms until one dies of SIGBUS BUS_MCEERR_AR (the host
@@ -148,15 +198,15 @@ static int reserve_hugepages(unsigned count)
 void test_poison(const struct agent *a, struct result *r)
 {
 	struct timespec period = { 0, 200 * 1000 * 1000 }, start, now;
-	unsigned long huge = 0;
+	unsigned long huge = 0, blk = 0;
 	char kline[256] = "", up[64] = "?";
 	size_t len;
 	uint8_t *buf;
 	uint64_t gpa;
 	int status = 0, tries = 0, ret;
 
-	if (param_ulong(a, "poison_huge", &huge) < 0) {
-		result_fail(r, "kiln.poison_huge is not a number");
+	if (param_ulong(a, "poison_huge", &huge) < 0 || param_ulong(a, "poison_blk", &blk) < 0) {
+		result_fail(r, "kiln.poison_huge and kiln.poison_blk must be numbers");
 		return;
 	}
 	len = huge ? HUGE : PAGE;
@@ -184,6 +234,10 @@ void test_poison(const struct agent *a, struct result *r)
 	}
 	printf("KILN-POISON-GPA 0x%llx %zu\n", (unsigned long long)gpa, len);
 	fflush(stdout);
+	if (blk) {
+		poison_blk_writes(buf, r);
+		return;
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {

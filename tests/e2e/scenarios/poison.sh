@@ -71,6 +71,33 @@ kvm_poison_2m() {
 	poison_guest poison-2m 2M 1 64 "kiln.poison_huge=1"
 }
 
+# A virtio-blk write whose data lies in a poisoned page: kiln refuses to read the page, the
+# guest's write fails with EIO, the next write from another page works, kiln goes on.
+kvm_poison_blk_write() {
+	local name=poison-blk-write sock=${TMPDIR:-/tmp}/kiln-poison-blk.$$.sock pid r gpa img rc=0
+	log=$E2E_OUT/$name.log
+	img=$E2E_OUT/$name.img
+	rm -f "$img"
+	truncate -s 16M "$img"
+	api_kiln "$name" "$sock" 300 \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=poison kiln.poison_blk=1\"}" \
+		"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$img\", \"is_root_device\": false, \"is_read_only\": false}" \
+		"PUT /actions {\"action_type\": \"InstanceStart\"}" || return
+	if wait_for 150 log_has "$log" 'KILN-POISON-GPA 0x'; then
+		gpa=$(grep -o 'KILN-POISON-GPA 0x[0-9a-f]*' "$log" | head -1 | cut -d' ' -f2)
+		r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
+	fi
+	wait_for 200 log_has "$log" 'KILN-RESULT poison' || kill "$pid" 2>/dev/null
+	wait "$pid" || rc=$?
+	if [ -z "${gpa:-}" ] || [ "${r%% *}" != 204 ]; then
+		fail "$name" "no buffer address, or PUT /memory/poison answered ${r:-nothing}" "$log"
+	elif [ "$rc" -ne 0 ] || ! grep -q 'KILN-RESULT poison PASS' "$log"; then
+		fail "$name" "the agent failed (kiln exit $rc)" "$log"
+	else
+		pass "$name" "$(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1); kiln exit 0"
+	fi
+}
+
 # Poisoning needs a running VM: before InstanceStart the API refuses with 400.
 kvm_poison_before_boot_refused() {
 	local sock=${TMPDIR:-/tmp}/kiln-poison-early.$$.sock pid r

@@ -198,6 +198,37 @@ void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap)
 		bitmap[i] = gm->kiln_dirty ? atomic_exchange(&gm->kiln_dirty[i], 0) : 0;
 }
 
+/*
+ * A guarded copy of [gpa, ...) failed: when it met a host memory error (not a page already in
+ * the log), record the backing page as poisoned by the host, so that every later access is
+ * refused up front and the page travels with snapshots and migrations. Not in the signal
+ * handler: the log takes a lock.
+ */
+static int guarded_copy(const struct guest_memory *gm, void *dst, const void *src, uint64_t len)
+{
+	int ret = poison_guard_copy(dst, src, len);
+	const uint8_t *at;
+	uint64_t off;
+
+	if (ret != -EHWPOISON || !gm->poison || !(at = poison_guard_fault()) || at < gm->host ||
+	    (off = (uint64_t)(at - gm->host)) >= gm->size)
+		return ret;
+	off -= off % gm->page_size;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct guest_region *r = &gm->regions[i];
+
+		if (off >= r->offset && off - r->offset < r->size) {
+			if (poison_log_add(gm->poison, r->gpa + (off - r->offset), gm->page_size,
+					   POISON_HOST) == 0)
+				log_warn("guest memory: host memory error at guest-physical 0x%llx met "
+					 "by kiln's own copy: recorded in the poison log",
+					 (unsigned long long)(r->gpa + (off - r->offset)));
+			break;
+		}
+	}
+	return ret;
+}
+
 int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
 {
 	uint8_t *p = host_ptr(gm, gpa, len);
@@ -207,7 +238,7 @@ int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, u
 	if (poisoned(gm, gpa, len))
 		return -EHWPOISON;
 	guest_memory_mark_dirty(gm, gpa, len);
-	return poison_guard_copy(p, src, len);
+	return guarded_copy(gm, p, src, len);
 }
 
 int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
@@ -218,5 +249,5 @@ int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, ui
 		return -EFAULT;
 	if (poisoned(gm, gpa, len))
 		return -EHWPOISON;
-	return poison_guard_copy(dst, p, len);
+	return guarded_copy(gm, dst, p, len);
 }

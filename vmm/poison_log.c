@@ -274,6 +274,7 @@ int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bo
 static _Thread_local struct {
 	sigjmp_buf jmp;
 	volatile sig_atomic_t active;
+	const void *volatile fault; /* the memory error the last caught fault was, or NULL */
 } guard;
 
 /* The handler ran with SIGBUS blocked and was left by a jump that restores no mask. */
@@ -324,10 +325,21 @@ int poison_guard_store16(uint16_t *p, uint16_t v)
 	return 0;
 }
 
-bool poison_guard_handle(void)
+bool poison_guard_handle_at(const void *addr, bool memory_error)
 {
 	if (!guard.active)
 		return false;
 	guard.active = 0;
+	guard.fault = memory_error ? addr : NULL;
 	siglongjmp(guard.jmp, 1);
+}
+
+bool poison_guard_handle(void)
+{
+	return poison_guard_handle_at(NULL, false);
+}
+
+const void *poison_guard_fault(void)
+{
+	return guard.fault;
 }

@@ -79,9 +79,16 @@ int poison_guard_load16(const uint16_t *p, uint16_t *v) __attribute__((warn_unus
 int poison_guard_store16(uint16_t *p, uint16_t v) __attribute__((warn_unused_result));
 
 /*
- * Called first by kiln's SIGBUS handler: when the faulting thread is inside poison_guard_copy,
- * jumps back out of it (and never returns); otherwise returns false.
+ * Called first by kiln's SIGBUS handler: when the faulting thread is inside a guarded copy,
+ * jumps back out of it (and never returns); otherwise returns false. poison_guard_handle_at also
+ * notes the faulting address when the fault is a memory error (si_code BUS_MCEERR_AR/AO), for
+ * poison_guard_fault after the copy failed.
  */
 bool poison_guard_handle(void);
+bool poison_guard_handle_at(const void *addr, bool memory_error);
+
+/* After a guarded copy on this thread failed with -EHWPOISON: the host address of the memory
+ * error it met, or NULL when the fault was not one (or was not noted). */
+const void *poison_guard_fault(void);
 
 #endif

@@ -103,7 +103,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
 
 	(void)sig;
 	(void)ctx;
-	if (poison_guard_handle())
+	if (poison_guard_handle_at(si->si_addr, code == BUS_MCEERR_AR || code == BUS_MCEERR_AO))
 		return; /* not reached: the guard jumps out of its copy */
 	/* Sent as madvise returns, not raised by an instruction: returning is safe. */
 	if (injecting && (code == BUS_MCEERR_AR || code == BUS_MCEERR_AO) &&

@@ -321,11 +321,13 @@ static void poison_log_decode_bad_input_fails_einval_log_unchanged(void **state)
 
 /* --- the guard, against a real SIGBUS --- */
 
+/* When set, the test's SIGBUS counts as a host memory error (as BUS_MCEERR_AR would). */
+static bool fault_is_memory_error;
+
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	(void)si;
 	(void)uc;
-	poison_guard_handle();
+	poison_guard_handle_at(si->si_addr, fault_is_memory_error);
 	/* Not inside the guard: die as without a handler. */
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -477,6 +479,44 @@ static void guest_memory_read_write_sigbus_fail_ehwpoison(void **state)
 	sigaction(SIGBUS, &old, NULL);
 }
 
+/* A host memory error met by kiln's own copy: the copy fails and the page goes in the log as
+ * "host"; an ordinary fault (the memfd cut short) is not recorded. */
+static void guest_memory_read_memory_error_recorded_as_host(void **state)
+{
+	struct guest_memory gm = { 0 };
+	struct poison_log log;
+	uint8_t buf[8] = { 0 };
+	struct sigaction old;
+	json_t *j;
+	int fd;
+
+	(void)state;
+	assert_int_equal(poison_log_init(&log), 0);
+	catch_sigbus(&old);
+	guest_memory_layout(&gm, 2 * PAGE);
+	gm.page_size = PAGE;
+	gm.poison = &log;
+	gm.host = map_cut_short(&fd);
+	assert_int_equal(guest_memory_read(&gm, PAGE, buf, 8), -EHWPOISON);
+	assert_false(poison_log_contains(&log, PAGE, 1));
+	fault_is_memory_error = true;
+	assert_int_equal(guest_memory_read(&gm, PAGE + 8, buf, 8), -EHWPOISON);
+	fault_is_memory_error = false;
+	assert_true(poison_log_contains(&log, PAGE, PAGE));
+	assert_false(poison_log_contains(&log, 0, PAGE));
+	j = poison_log_json(&log);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(j, "pages"), 0), "origin")),
+			    "host");
+	json_decref(j);
+	/* Now refused up front, without touching the page. */
+	assert_int_equal(guest_memory_read(&gm, PAGE, buf, 1), -EHWPOISON);
+	munmap(gm.host, 2 * PAGE);
+	close(fd);
+	sigaction(SIGBUS, &old, NULL);
+	poison_log_destroy(&log);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -505,6 +545,7 @@ int main(void)
 		TG(guest_memory_ptr_poisoned_range_null),
 		TG(guest_memory_read_write_poisoned_fail_ehwpoison),
 		cmocka_unit_test(guest_memory_read_write_sigbus_fail_ehwpoison),
+		cmocka_unit_test(guest_memory_read_memory_error_recorded_as_host),
 	};
 #undef TL
 #undef TG

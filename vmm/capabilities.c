@@ -1,6 +1,7 @@
 /* Host capability probe for GET /capabilities: cheap, unprivileged, works without /dev/kvm. */
 #include "capabilities.h"
 #include "kvm.h"
+#include "uffd_compat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,22 +20,6 @@
 #include <linux/memfd.h>
 #include <linux/userfaultfd.h>
 
-/* Linux 6.6 uapi (include/uapi/linux/userfaultfd.h), for older system headers. */
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef UFFDIO_POISON
-#define _UFFDIO_POISON (0x08)
-struct uffdio_poison {
-	struct uffdio_range range;
-	__u64 mode;
-	__s64 updated;
-};
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
 
 #define ERR_LEN 192
 

@@ -15,25 +15,10 @@
 
 #include "log.h"
 #include "poison_log.h"
+#include "uffd_compat.h"
 #include "vcpu.h"
 #include "vmm.h"
 
-/* Linux 6.6 uapi (include/uapi/linux/userfaultfd.h), for older system headers. */
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef UFFDIO_POISON
-#define _UFFDIO_POISON (0x08)
-struct uffdio_poison {
-	struct uffdio_range range;
-	__u64 mode;
-	__s64 updated;
-};
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
 
 /* How long PUT /memory/poison waits for the vCPUs to leave KVM_RUN. */
 #define POISON_PAUSE_MS 2000

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
+
 #define ENC_HEADER 4u  /* u32 count */
 #define ENC_RANGE 20u  /* u64 gpa, u64 len, u32 origin */
 
@@ -189,20 +191,6 @@ json_t *poison_log_json(struct poison_log *log)
 
 /* --- the fixed-width little-endian encoding --- */
 
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 size_t poison_log_encoded_size(struct poison_log *log)
 {

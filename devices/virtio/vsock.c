@@ -10,6 +10,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "le.h"
 #include "log.h"
 #include "virtio.h"
 #include "vsock_conn.h"
@@ -24,20 +25,6 @@
 #define BUDGET 256u
 #define EVENT_BATCH 32
 
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static void hdr_encode(const struct vsock_hdr *h, uint8_t *b)
 {

@@ -140,12 +140,13 @@ static int reserve_hugepages(unsigned count)
 }
 
 /*
- * kiln.poison_blk=1: the buffer is only ever handed to virtio-blk. O_DIRECT writes from it to
- * /dev/vda go on every 200 ms (the guest never touches the page itself) until one fails with
- * EIO: the host poisoned the page and kiln refused to read it. A write from another page must
- * then still work: the device goes on.
+ * kiln.poison_blk=1: the buffer is only ever handed to virtio-blk. A first O_DIRECT write from
+ * it to /dev/vda must work (before the host hears of the page); then the page's address is
+ * printed and writes go on every 200 ms (the guest never touches the page itself) until one
+ * fails with EIO: the host poisoned the page and kiln refused to read it. A write from another
+ * page must then still work: the device goes on.
  */
-static void poison_blk_writes(uint8_t *buf, struct result *r)
+static void poison_blk_writes(uint8_t *buf, uint64_t gpa, struct result *r)
 {
 	struct timespec period = { 0, 200 * 1000 * 1000 }, start, now;
 	uint8_t *other = NULL;
@@ -155,6 +156,13 @@ static void poison_blk_writes(uint8_t *buf, struct result *r)
 		result_fail(r, "/dev/vda: %s", strerror(errno));
 		goto out;
 	}
+	if (pwrite(fd, buf, PAGE, 0) != (ssize_t)PAGE) {
+		result_fail(r, "the write from the page failed before it was poisoned: %s",
+			    strerror(errno));
+		goto out;
+	}
+	printf("KILN-POISON-GPA 0x%llx %lu\n", (unsigned long long)gpa, PAGE);
+	fflush(stdout);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		tries++;
@@ -232,12 +240,12 @@ void test_poison(const struct agent *a, struct result *r)
 			    (unsigned long long)gpa, len);
 		return;
 	}
-	printf("KILN-POISON-GPA 0x%llx %zu\n", (unsigned long long)gpa, len);
-	fflush(stdout);
 	if (blk) {
-		poison_blk_writes(buf, r);
+		poison_blk_writes(buf, gpa, r);
 		return;
 	}
+	printf("KILN-POISON-GPA 0x%llx %zu\n", (unsigned long long)gpa, len);
+	fflush(stdout);
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {

@@ -167,26 +167,33 @@ void *guest_memory_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len
 	return p && !poisoned(gm, gpa, len) ? p : NULL;
 }
 
-void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len)
+/* Records the pages of [p, p+len), a range of gm's mapping, as written by kiln. */
+static void mark_dirty_at(struct guest_memory *gm, const uint8_t *p, uint64_t len)
 {
-	uint8_t *p = host_ptr(gm, gpa, len);
-	uint64_t first, last;
+	uint64_t first = (uint64_t)(p - gm->host) / GUEST_DIRTY_PAGE;
+	uint64_t last = ((uint64_t)(p - gm->host) + len - 1) / GUEST_DIRTY_PAGE;
 
-	if (!p || !gm->kiln_dirty)
+	if (!gm->kiln_dirty)
 		return;
-	first = (uint64_t)(p - gm->host) / GUEST_DIRTY_PAGE;
-	last = ((uint64_t)(p - gm->host) + len - 1) / GUEST_DIRTY_PAGE;
 	for (uint64_t pg = first; pg <= last; pg++)
 		atomic_fetch_or_explicit(&gm->kiln_dirty[pg / 64], 1ull << (pg % 64),
 					 memory_order_relaxed);
 }
 
-void *guest_memory_ptr_mut(struct guest_memory *gm, uint64_t gpa, uint64_t len)
+void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len)
 {
-	void *p = guest_memory_ptr(gm, gpa, len);
+	uint8_t *p = host_ptr(gm, gpa, len);
 
 	if (p)
-		guest_memory_mark_dirty(gm, gpa, len);
+		mark_dirty_at(gm, p, len);
+}
+
+void *guest_memory_ptr_mut(struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = guest_memory_ptr(gm, gpa, len);
+
+	if (p)
+		mark_dirty_at(gm, p, len);
 	return p;
 }
 
@@ -198,56 +205,84 @@ void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap)
 		bitmap[i] = gm->kiln_dirty ? atomic_exchange(&gm->kiln_dirty[i], 0) : 0;
 }
 
-/*
- * A guarded copy of [gpa, ...) failed: when it met a host memory error (not a page already in
- * the log), record the backing page as poisoned by the host, so that every later access is
- * refused up front and the page travels with snapshots and migrations. Not in the signal
- * handler: the log takes a lock.
- */
-static int guarded_copy(const struct guest_memory *gm, void *dst, const void *src, uint64_t len)
+bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa)
 {
-	int ret = poison_guard_copy(dst, src, len);
-	const uint8_t *at;
+	uintptr_t base = (uintptr_t)gm->host;
 	uint64_t off;
 
-	if (ret != -EHWPOISON || !gm->poison || !(at = poison_guard_fault()) || at < gm->host ||
-	    (off = (uint64_t)(at - gm->host)) >= gm->size)
-		return ret;
-	off -= off % gm->page_size;
+	if (!gm->host || hva < base || hva - base >= gm->size)
+		return false;
+	off = hva - base;
 	for (unsigned i = 0; i < gm->nr_regions; i++) {
 		const struct guest_region *r = &gm->regions[i];
 
 		if (off >= r->offset && off - r->offset < r->size) {
-			if (poison_log_add(gm->poison, r->gpa + (off - r->offset), gm->page_size,
-					   POISON_HOST) == 0)
-				log_warn("guest memory: host memory error at guest-physical 0x%llx met "
-					 "by kiln's own copy: recorded in the poison log",
-					 (unsigned long long)(r->gpa + (off - r->offset)));
-			break;
+			*gpa = r->gpa + (off - r->offset);
+			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * A guarded access returned ret: when it met a host memory error (not a page already in the
+ * log), record the backing page as poisoned by the host, so that every later access is refused
+ * up front and the page travels with snapshots and migrations. Not in the signal handler: the
+ * log takes a lock. Returns ret.
+ */
+static int note_guard_fault(const struct guest_memory *gm, int ret)
+{
+	const uint8_t *at;
+	uint64_t gpa;
+
+	if (ret != -EHWPOISON || !gm->poison || !(at = poison_guard_fault()) ||
+	    !guest_memory_gpa_of(gm, (uintptr_t)at, &gpa))
+		return ret;
+	gpa -= gpa % gm->page_size;
+	if (poison_log_add(gm->poison, gpa, gm->page_size, POISON_HOST) == 0)
+		log_warn("guest memory: host memory error at guest-physical 0x%llx met by kiln's "
+			 "own copy: recorded in the poison log", (unsigned long long)gpa);
 	return ret;
+}
+
+/* Why [gpa, gpa+len) has no pointer: -EFAULT outside RAM, else -EHWPOISON (in the log). */
+static int no_ptr_reason(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	return host_ptr(gm, gpa, len) ? -EHWPOISON : -EFAULT;
+}
+
+int guest_memory_load16(const struct guest_memory *gm, uint64_t gpa, uint16_t *v)
+{
+	const uint16_t *p = guest_memory_ptr(gm, gpa, 2);
+
+	if (!p)
+		return no_ptr_reason(gm, gpa, 2);
+	return note_guard_fault(gm, poison_guard_load16(p, v));
+}
+
+int guest_memory_store16(struct guest_memory *gm, uint64_t gpa, uint16_t v)
+{
+	uint16_t *p = guest_memory_ptr_mut(gm, gpa, 2);
+
+	if (!p)
+		return no_ptr_reason(gm, gpa, 2);
+	return note_guard_fault(gm, poison_guard_store16(p, v));
 }
 
 int guest_memory_write(struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
 {
-	uint8_t *p = host_ptr(gm, gpa, len);
+	uint8_t *p = guest_memory_ptr_mut(gm, gpa, len);
 
 	if (!p)
-		return -EFAULT;
-	if (poisoned(gm, gpa, len))
-		return -EHWPOISON;
-	guest_memory_mark_dirty(gm, gpa, len);
-	return guarded_copy(gm, p, src, len);
+		return no_ptr_reason(gm, gpa, len);
+	return note_guard_fault(gm, poison_guard_copy(p, src, len));
 }
 
 int guest_memory_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
 {
-	const uint8_t *p = host_ptr(gm, gpa, len);
+	const uint8_t *p = guest_memory_ptr(gm, gpa, len);
 
 	if (!p)
-		return -EFAULT;
-	if (poisoned(gm, gpa, len))
-		return -EHWPOISON;
-	return guarded_copy(gm, dst, p, len);
+		return no_ptr_reason(gm, gpa, len);
+	return note_guard_fault(gm, poison_guard_copy(dst, p, len));
 }

@@ -62,6 +62,22 @@ bool guest_memory_in_ram(const struct guest_memory *gm, uint64_t gpa, uint64_t l
 int guest_memory_check(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
 
 /*
+ * The guest-physical address of host address hva in gm's mapping; false outside guest RAM.
+ * Async-signal-safe: reads the region table only.
+ */
+bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa);
+
+/*
+ * A 16-bit ring field the other side may be writing: one aligned load (acquire) or store
+ * (release), guarded against a page turning poisoned under it (then recorded, as by the copies
+ * below). 0, -EFAULT (not RAM) or -EHWPOISON.
+ */
+int guest_memory_load16(const struct guest_memory *gm, uint64_t gpa, uint16_t *v)
+	__attribute__((warn_unused_result));
+int guest_memory_store16(struct guest_memory *gm, uint64_t gpa, uint16_t v)
+	__attribute__((warn_unused_result));
+
+/*
  * The checked accessor: a host pointer to [gpa, gpa+len) when that range lies wholly inside
  * one RAM region and the poison log has no page of it, else NULL. Overflow-safe. len 0 is
  * refused. Whoever dereferences the pointer on kiln's own threads must expect a page to turn

@@ -68,27 +68,6 @@ static void sig_puthex(uint64_t v)
 	sig_puts(buf);
 }
 
-/* The guest-physical address of host address hva in gm's mapping; false outside guest RAM.
- * Async-signal-safe: reads the region table only. */
-static bool host_to_gpa(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa)
-{
-	uintptr_t base = (uintptr_t)gm->host;
-	uint64_t off;
-
-	if (!gm->host || hva < base || hva - base >= gm->size)
-		return false;
-	off = hva - base;
-	for (unsigned i = 0; i < gm->nr_regions; i++) {
-		const struct guest_region *r = &gm->regions[i];
-
-		if (off >= r->offset && off - r->offset < r->size) {
-			*gpa = r->gpa + (off - r->offset);
-			return true;
-		}
-	}
-	return false;
-}
-
 /*
  * kiln's one SIGBUS handler (see vcpu_install_signal_handlers). It never takes a lock nor
  * allocates: the vCPU loop records the page and injects the machine check once KVM_RUN has
@@ -107,9 +86,9 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
 		return; /* not reached: the guard jumps out of its copy */
 	/* Sent as madvise returns, not raised by an instruction: returning is safe. */
 	if (injecting && (code == BUS_MCEERR_AR || code == BUS_MCEERR_AO) &&
-	    host_to_gpa(injecting, (uintptr_t)si->si_addr, &gpa))
+	    guest_memory_gpa_of(injecting, (uintptr_t)si->si_addr, &gpa))
 		return;
-	in_ram = v && host_to_gpa(&v->vm->mem, (uintptr_t)si->si_addr, &gpa);
+	in_ram = v && guest_memory_gpa_of(&v->vm->mem, (uintptr_t)si->si_addr, &gpa);
 	if (in_ram && (code == BUS_MCEERR_AR || code == BUS_ADRERR) && atomic_load(&v->in_run)) {
 		atomic_store(&v->sigbus, (gpa & ~0xfffull) | (uint64_t)code);
 		return;
@@ -389,7 +368,6 @@ static bool handle_sigbus(struct vcpu *v)
 		vm_request_exit(vm, VM_EXIT_ERROR);
 		return false;
 	}
-	v->mces++;
 	log_warn("vCPU %u: host memory error (%s) at guest-physical 0x%llx: page 0x%llx (%llu KiB) "
 		 "in the poison log; machine check injected (%s, bank %u, MCi_STATUS 0x%016llx, "
 		 "MCG_STATUS 0x%llx, MCi_MISC 0x%llx)", v->id, sigbus_what(code),

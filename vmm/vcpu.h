@@ -31,7 +31,6 @@ struct vcpu {
 	atomic_bool in_run;
 	uint64_t last_mce_gpa;    /* the loop's guard against a guest that never takes its MCE */
 	unsigned same_mce_count;
-	uint64_t mces;            /* machine checks injected */
 };
 
 /*

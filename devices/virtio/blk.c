@@ -217,7 +217,7 @@ static uint8_t sync_execute(struct virtio_blk *b, const struct virtq_chain *c,
 
 /* Async engine: queue one request on the ring; it completes in on_ring_event. */
 static int async_submit(struct virtio_blk *b, const struct virtq_chain *c,
-			const struct blk_parsed *p)
+			const struct blk_parsed *p, uint64_t start_ns)
 {
 	struct io_uring_sqe *sqe;
 	struct blk_req *r = NULL;
@@ -246,7 +246,7 @@ static int async_submit(struct virtio_blk *b, const struct virtq_chain *c,
 	r->type = (uint8_t)p->type;
 	r->status_gpa = p->status_gpa;
 	r->expect = p->data_len;
-	r->start_ns = mono_ns();
+	r->start_ns = start_ns;
 	r->used_len = in ? (uint32_t)p->data_len + 1 : 1;
 	if (p->type == BLK_T_FLUSH)
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
@@ -318,7 +318,7 @@ static void blk_notify(struct virtio_mmio *t, unsigned qi)
 		/* GET_ID and transfers of no data are done on the spot by either engine. */
 		if (p.status == BLK_S_OK && b->async && p.type != BLK_T_GET_ID &&
 		    (p.type == BLK_T_FLUSH || p.data_len > 0)) {
-			if (async_submit(b, &c, &p) == 0) {
+			if (async_submit(b, &c, &p, start_ns) == 0) {
 				submitted = true;
 				continue;
 			}

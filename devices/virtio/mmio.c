@@ -94,8 +94,7 @@ void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why)
 		raise_irq(t, VIRTIO_INT_CONFIG);
 }
 
-/* Whether queue q may be processed now. */
-static bool queue_live(const struct virtio_mmio *t, unsigned q)
+bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q)
 {
 	return t->activated && !(t->status & VIRTIO_STATUS_NEEDS_RESET) && q < t->ops->nr_queues &&
 	       t->queues[q].ready;
@@ -103,7 +102,7 @@ static bool queue_live(const struct virtio_mmio *t, unsigned q)
 
 static void notify_locked(struct virtio_mmio *t, unsigned q)
 {
-	if (queue_live(t, q))
+	if (virtio_mmio_queue_live(t, q))
 		t->ops->notify(t, q);
 }
 
@@ -144,8 +143,7 @@ static void write_status(struct virtio_mmio *t, uint32_t v)
 	    (t->status & VIRTIO_STATUS_FEATURES_OK)) {
 		int ret;
 
-		for (unsigned i = 0; i < t->ops->nr_queues; i++)
-			t->queues[i].event_idx = virtio_mmio_has_feature(t, VIRTIO_F_RING_EVENT_IDX);
+		/* Each queue took EVENT_IDX from the features when it went ready. */
 		ret = t->ops->activate ? t->ops->activate(t) : 0;
 		if (ret < 0) {
 			virtio_mmio_needs_reset(t, strerror(-ret));
@@ -247,7 +245,7 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
 	case REG_SHM_LEN_HIGH:
 		return 0xffffffffu; /* no shared memory regions */
 	case REG_CONFIG_GENERATION:
-		return t->config_generation;
+		return 0; /* the config space never changes under the driver */
 	default:
 		return 0;
 	}

@@ -63,7 +63,6 @@ struct virtio_mmio {
 	uint32_t driver_features_sel;
 	uint64_t driver_features;
 	uint32_t queue_sel;
-	uint32_t config_generation;
 	atomic_uint interrupt_status;
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtio_notify_slot notify[VIRTIO_MMIO_MAX_QUEUES];
@@ -92,6 +91,9 @@ void virtio_mmio_signal_used(struct virtio_mmio *t, unsigned q);
 /* The guest broke a ring's rules or the backend failed: set DEVICE_NEEDS_RESET and tell the
  * driver through a configuration interrupt. Lock held. */
 void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why);
+
+/* Whether queue q may be processed now: the device is activated, not broken, the queue ready. */
+bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q);
 
 /* Whether the driver negotiated feature bit. */
 bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned bit);

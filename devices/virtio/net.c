@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "poison_log.h"
 #include "virtio.h"
 
 /* Feature bits, status and header fields (virtio 1.2, 5.1; linux/virtio_net.h). */
@@ -61,14 +60,6 @@ static void net_backend_error(struct virtio_net *n, const char *what, int err)
 }
 
 /* ---- receive: TAP -> guest ---- */
-
-/* Whether the rx queue may be used now (the transport's own test, for the TAP handler). */
-static bool rx_live(const struct virtio_net *n)
-{
-	const struct virtio_mmio *t = &n->mmio;
-
-	return t->activated && !(t->status & VIRTIO_STATUS_NEEDS_RESET) && t->queues[RXQ].ready;
-}
 
 /* How many chains a frame may use. */
 static unsigned rx_chain_limit(const struct virtio_net *n)
@@ -215,15 +206,15 @@ static int rx_complete(struct virtio_net *n, uint64_t len)
 static int rx_copy_pending(struct virtio_net *n)
 {
 	struct net_bufs *b = n->b;
-	int nr = rx_iov(n, b->pending);
-	size_t done = 0;
+	uint64_t done = 0;
 
-	if (nr < 0)
-		return nr;
-	for (int i = 0; i < nr; i++) {
-		if (poison_guard_copy(b->iov[i].iov_base, b->frame + done, b->iov[i].iov_len) < 0)
-			return -EHWPOISON;
-		done += b->iov[i].iov_len;
+	for (unsigned i = 0; i < b->nr_bufs && done < b->pending; i++) {
+		uint64_t k = b->bufs[i].len < b->pending - done ? b->bufs[i].len : b->pending - done;
+		int ret = guest_memory_write(n->mmio.mem, b->bufs[i].gpa, b->frame + done, k);
+
+		if (ret < 0)
+			return ret;
+		done += k;
 	}
 	return rx_complete(n, b->pending);
 }
@@ -355,7 +346,7 @@ static void on_tap(void *opaque, int fd, uint32_t events)
 	(void)fd;
 	(void)events;
 	virtio_mmio_lock(&n->mmio);
-	if (rx_live(n))
+	if (virtio_mmio_queue_live(&n->mmio, RXQ))
 		rx_pass(n);
 	virtio_mmio_unlock(&n->mmio);
 }

@@ -5,7 +5,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "poison_log.h"
 #include "virtio.h"
 
 /* Offsets inside the avail ring (flags, idx, ring[size], used_event) and used ring. */
@@ -43,28 +42,6 @@ int virtq_check(const struct virtq *q, const struct guest_memory *gm)
 	    !guest_memory_in_ram(gm, q->used, used_bytes(q->size)))
 		return -EINVAL;
 	return 0;
-}
-
-/*
- * A 16-bit ring field the other side may be writing: one aligned, ordered load or store,
- * guarded against a page turning poisoned under it. 0, -EFAULT (not RAM) or -EHWPOISON.
- */
-static int load16(const struct guest_memory *gm, uint64_t gpa, uint16_t *v)
-{
-	const uint16_t *p = guest_memory_ptr(gm, gpa, 2);
-
-	if (!p)
-		return guest_memory_in_ram(gm, gpa, 2) ? -EHWPOISON : -EFAULT;
-	return poison_guard_load16(p, v);
-}
-
-static int store16(struct guest_memory *gm, uint64_t gpa, uint16_t v)
-{
-	uint16_t *p = guest_memory_ptr_mut(gm, gpa, 2);
-
-	if (!p)
-		return guest_memory_in_ram(gm, gpa, 2) ? -EHWPOISON : -EFAULT;
-	return poison_guard_store16(p, v);
 }
 
 struct desc {
@@ -133,26 +110,27 @@ int virtq_pop(struct virtq *q, struct guest_memory *gm, struct virtq_chain *c)
 
 	if (!q->ready)
 		return 0;
-	if (load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
+	if (guest_memory_load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
 		return -EINVAL;
 	if (avail_idx == q->next_avail && q->event_idx) {
 		/* Ask for a notification at the next buffer, then look once more: the driver may
 		 * have added one before it could see the request. */
-		if (store16(gm, used_event, q->next_avail) < 0)
+		if (guest_memory_store16(gm, used_event, q->next_avail) < 0)
 			return -EINVAL;
 		atomic_thread_fence(memory_order_seq_cst);
-		if (load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
+		if (guest_memory_load16(gm, q->avail + AVAIL_IDX, &avail_idx) < 0)
 			return -EINVAL;
 	}
 	if (avail_idx == q->next_avail)
 		return 0;
 	if ((uint16_t)(avail_idx - q->next_avail) > q->size)
 		return -EINVAL;
-	if (load16(gm, q->avail + AVAIL_RING + 2ull * (q->next_avail % q->size), &head) < 0 ||
+	if (guest_memory_load16(gm, q->avail + AVAIL_RING + 2ull * (q->next_avail % q->size),
+				&head) < 0 ||
 	    walk_chain(q, gm, head, c) < 0)
 		return -EINVAL;
 	q->next_avail++;
-	if (q->event_idx && store16(gm, used_event, q->next_avail) < 0)
+	if (q->event_idx && guest_memory_store16(gm, used_event, q->next_avail) < 0)
 		return -EINVAL;
 	return 1;
 }
@@ -172,7 +150,7 @@ int virtq_push(struct virtq *q, struct guest_memory *gm, uint16_t head, uint32_t
 	if (guest_memory_write(gm, elem, raw, sizeof(raw)) < 0)
 		return -EFAULT;
 	q->next_used++;
-	return store16(gm, q->used + USED_IDX, q->next_used) < 0 ? -EFAULT : 0;
+	return guest_memory_store16(gm, q->used + USED_IDX, q->next_used) < 0 ? -EFAULT : 0;
 }
 
 bool virtq_should_signal(struct virtq *q, const struct guest_memory *gm)
@@ -185,11 +163,12 @@ bool virtq_should_signal(struct virtq *q, const struct guest_memory *gm)
 	if (!q->event_idx) {
 		uint16_t flags;
 
-		return load16(gm, q->avail, &flags) < 0 || !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+		return guest_memory_load16(gm, q->avail, &flags) < 0 ||
+		       !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
 	}
 	q->signalled_used = now;
 	q->signalled_valid = true;
-	if (!valid || load16(gm, q->avail + AVAIL_RING + 2ull * q->size, &event) < 0)
+	if (!valid || guest_memory_load16(gm, q->avail + AVAIL_RING + 2ull * q->size, &event) < 0)
 		return true;
 	/* virtio 1.2, 2.7.10: signal when used_event lies in [old, now). */
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);

@@ -63,11 +63,6 @@ static void vsock_config_read(struct virtio_mmio *t, uint32_t off, uint8_t *data
 	memcpy(data, cfg + off, len);
 }
 
-static bool queue_live(const struct virtio_mmio *t, unsigned q)
-{
-	return t->activated && !(t->status & VIRTIO_STATUS_NEEDS_RESET) && t->queues[q].ready;
-}
-
 /* Another pass later, from the event loop. */
 static void kick(struct virtio_vsock *v)
 {
@@ -126,7 +121,7 @@ static void tx_process(struct virtio_vsock *v)
 	bool used = false;
 	int got = 0;
 
-	if (!queue_live(t, TXQ))
+	if (!virtio_mmio_queue_live(t, TXQ))
 		return;
 	while (n < BUDGET && (got = virtq_pop(q, t->mem, v->tx_chain)) > 0) {
 		handle_tx(v, v->tx_chain);
@@ -155,7 +150,7 @@ static void rx_pump(struct virtio_vsock *v)
 	bool used = false;
 	int got = 0;
 
-	if (!queue_live(t, RXQ))
+	if (!virtio_mmio_queue_live(t, RXQ))
 		return;
 	while (v->rst_len > 0 || v->rx_head) {
 		uint8_t raw[VSOCK_HDR_LEN];

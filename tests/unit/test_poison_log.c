@@ -450,6 +450,7 @@ static void guest_memory_read_write_poisoned_fail_ehwpoison(void **state)
 	memset(buf, 0x11, sizeof(buf));
 	assert_int_equal(poison_log_add(&f->log, 0x3000, PAGE, POISON_HOST), 0);
 	assert_int_equal(guest_memory_read(gm, 0x2ff8, buf, sizeof(buf)), -EHWPOISON);
+	assert_int_equal(buf[0], 0x11); /* nothing copied, not even the bytes before the page */
 	assert_int_equal(buf[15], 0x11);
 	assert_int_equal(guest_memory_write(gm, 0x3ff0, buf, sizeof(buf)), -EHWPOISON);
 	assert_int_equal(gm->host[0x3ff0], 0x77); /* nothing written */

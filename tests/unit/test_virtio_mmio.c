@@ -666,6 +666,7 @@ static void virtio_mmio_register_storm_then_reset_works(void **state)
 	struct virtio_mmio *t = &f->rng.mmio;
 	uint64_t s = 0x243f6a8885a308d3ull;
 	unsigned needs_reset = 0;
+	bool was_broken = false;
 	struct vdrv_queue q;
 
 	vdrv_queue_init(&q, &f->gm, 256, Q0);
@@ -718,11 +719,13 @@ static void virtio_mmio_register_storm_then_reset_works(void **state)
 			virtio_mmio_bus_ops.read(t, reg, b, len);
 			break;
 		}
-		if (t->status & VIRTIO_STATUS_NEEDS_RESET)
+		/* Count the times the device broke, not the steps it stayed broken. */
+		if ((t->status & VIRTIO_STATUS_NEEDS_RESET) && !was_broken)
 			needs_reset++;
+		was_broken = t->status & VIRTIO_STATUS_NEEDS_RESET;
 	}
 	/* The storm went through the interesting states, not just past them. */
-	assert_true(needs_reset > 100);
+	assert_true(needs_reset > 20);
 	assert_true(metrics_get(&f->rng.m->entropy_bytes) > 0);
 
 	assert_true(vdrv_start(t, VIRTIO_BIT(VIRTIO_F_VERSION_1), f->q, 1) &

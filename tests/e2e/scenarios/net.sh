@@ -134,6 +134,8 @@ net_traffic() {
 		fail "$name" "the host received crc ${got:-nothing}, the guest sent ${want:-?}" "$log"
 	elif ! grep -q 'host-ping ping=ok' "$hostlog"; then
 		fail "$name" "the host's pings to the guest failed" "$log"
+	elif [ -z "$mac" ] && [[ ,$(grep -o 'features=[a-z0-9_,]*' <<<"$res" | cut -d= -f2), == *,mac,* ]]; then
+		fail "$name" "no guest_mac configured, yet the device offered one: ${res#KILN-RESULT net PASS }" "$log"
 	elif [ -n "$offload" ] && ! net_offloads_seen "$res"; then
 		fail "$name" "no TSO both ways: ${res#KILN-RESULT net PASS }" "$log"
 	elif [ -z "$counts" ] || grep -o '[0-9]* dropped' <<<"$counts" | grep -qv '^0 dropped'; then

@@ -91,6 +91,9 @@ kvm_poison_blk_write() {
 	wait "$pid" || rc=$?
 	if [ -z "${gpa:-}" ] || [ "${r%% *}" != 204 ]; then
 		fail "$name" "no buffer address, or PUT /memory/poison answered ${r:-nothing}" "$log"
+	elif ! grep -q "poisoned guest-physical \[$(printf '%#x' "$((gpa))"), .* recorded as injected" "$log"; then
+		# The guest reboots as soon as it is done, so kiln's log, not GET, says what it did.
+		fail "$name" "kiln's log does not show page $gpa poisoned and recorded" "$log"
 	elif [ "$rc" -ne 0 ] || ! grep -q 'KILN-RESULT poison PASS' "$log"; then
 		fail "$name" "the agent failed (kiln exit $rc)" "$log"
 	else

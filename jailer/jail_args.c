@@ -95,19 +95,6 @@ static int bad(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static bool valid_id(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > JAIL_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(id[i] == '-' || (id[i] >= '0' && id[i] <= '9') ||
-		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
-			return false;
-	return true;
-}
-
 /* Whether path has an empty, "." or ".." component (leading and trailing '/'s aside). */
 static bool has_odd_component(const char *path)
 {
@@ -292,7 +279,7 @@ static int take_flag(struct jail_args *a, enum flag f, const char *val, bool *ha
 	case F_ID:
 		if ((ret = set_once(&a->id, "--id", val, err, errlen)) < 0)
 			return ret;
-		if (!valid_id(val))
+		if (!instance_id_valid(val))
 			return bad(err, errlen, "--id \"%s\": use 1 to %d letters, digits or '-'",
 				   val, JAIL_ID_MAX);
 		return 0;

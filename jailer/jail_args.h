@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define JAIL_ID_MAX 64
+#include "instance_id.h"
+
+#define JAIL_ID_MAX INSTANCE_ID_MAX
 #define JAIL_MAX_CGROUPS 32
 #define JAIL_MAX_COPY_IN 64
 #define JAIL_ERR_LEN 512

@@ -16,10 +16,7 @@
 #include <sys/socket.h>
 #include <sys/ioctl.h>
 
-/* Linux 6.6's UFFDIO_POISON (struct uffdio_poison is 32 bytes), for older system headers. */
-#ifndef UFFDIO_POISON
-#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, __u64[4])
-#endif
+#include "uffd_compat.h" /* UFFDIO_POISON where the system headers predate it */
 
 #define B SECCOMP_BIT(SECCOMP_MAIN) /* main thread, until the vCPUs run (build) */
 #define M (B | SECCOMP_BIT(SECCOMP_MAIN_RUNNING)) /* main thread, all along */

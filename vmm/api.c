@@ -244,7 +244,7 @@ int api_open(struct api *a, struct vmm *m, const char *sock_path, size_t max_pay
 		goto err;
 	}
 	a->sock_path = strdup(sock_path);
-	ret = api_server_start_with(&a->server, fd, max_payload, on_request, a, thread_init);
+	ret = api_server_start(&a->server, fd, max_payload, on_request, a, thread_init);
 	if (ret < 0 || !a->sock_path) {
 		if (ret == 0)
 			api_server_stop(&a->server);

@@ -236,30 +236,16 @@ static void put_network_interface(struct vmm *m, struct api *a, struct api_call 
 	put_device_entry(m, c, &m->cfg.network_interfaces, "iface_id");
 }
 
+/* PUT /vsock and /entropy: set_device_section's config_check_devices parses the body. */
 static void put_vsock(struct vmm *m, struct api *a, struct api_call *c)
 {
-	struct vsock_config v = { 0 };
-	char err[CONFIG_ERR_LEN];
-
 	(void)a;
-	if (config_parse_vsock(&v, c->body, "vsock", err, sizeof(err)) < 0) {
-		api_reply_fault(&c->reply, "%s", err);
-		return;
-	}
-	config_vsock_free(&v);
 	set_device_section(m, c, &m->cfg.vsock, json_incref(c->body));
 }
 
 static void put_entropy(struct vmm *m, struct api *a, struct api_call *c)
 {
-	struct entropy_config r;
-	char err[CONFIG_ERR_LEN];
-
 	(void)a;
-	if (config_parse_entropy(&r, c->body, "entropy", err, sizeof(err)) < 0) {
-		api_reply_fault(&c->reply, "%s", err);
-		return;
-	}
 	set_device_section(m, c, &m->cfg.entropy, json_incref(c->body));
 }
 

@@ -206,13 +206,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 }
 
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
-		     void *opaque)
-{
-	return api_server_start_with(s, listen_fd, max_payload, fn, opaque, NULL);
-}
-
-int api_server_start_with(struct api_server *s, int listen_fd, size_t max_payload,
-			  api_server_fn fn, void *opaque, api_server_thread_fn thread_init)
+		     void *opaque, api_server_thread_fn thread_init)
 {
 	*s = (struct api_server){ .fn = fn, .opaque = opaque, .max_payload = max_payload,
 				  .thread_init = thread_init };

@@ -45,19 +45,13 @@ struct api_server {
  * Serves listen_fd (a bound, listening socket; the server closes it on stop) on a new thread.
  * Bodies over max_payload bytes get 400 and the connection is closed; at most
  * API_SERVER_MAX_CONNECTIONS connections are served at once (more wait in the listen queue),
- * and a connection idle for API_SERVER_IDLE_TIMEOUT_S is dropped. Returns 0 or -errno.
+ * and a connection idle for API_SERVER_IDLE_TIMEOUT_S is dropped. thread_init, unless NULL, runs
+ * on the server's thread (kiln: its seccomp filter) when it accepts its first connection,
+ * before reading a byte of it; while it fails, every connection is closed unread. Returns 0 or
+ * -errno.
  */
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
-		     void *opaque) __attribute__((warn_unused_result));
-
-/*
- * As api_server_start, and the server's thread runs thread_init (kiln: its seccomp filter)
- * when it accepts its first connection, before reading a byte of it. While thread_init
- * fails, every connection is closed unread.
- */
-int api_server_start_with(struct api_server *s, int listen_fd, size_t max_payload,
-			  api_server_fn fn, void *opaque, api_server_thread_fn thread_init)
-	__attribute__((warn_unused_result));
+		     void *opaque, api_server_thread_fn thread_init) __attribute__((warn_unused_result));
 
 /* Stops the thread and closes every connection and the listening socket. */
 void api_server_stop(struct api_server *s);

@@ -9,11 +9,11 @@
 
 #include "api.h"
 #include "config.h"
+#include "instance_id.h"
 #include "log.h"
 #include "seccomp_filter.h"
 #include "vmm.h"
 
-#define ID_MAX 64
 #define DEFAULT_API_SOCK "/run/kiln.socket"
 
 struct options {
@@ -65,19 +65,6 @@ static void usage(FILE *f)
 		"configuration, 153 bad arguments, 128+N stopped by signal N.\n");
 }
 
-static bool valid_id(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(id[i] == '-' || (id[i] >= '0' && id[i] <= '9') ||
-		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
-			return false;
-	return true;
-}
-
 /* Takes "--name value" or "--name=value"; returns the value or NULL (and reports it). */
 static const char *option_value(int argc, char **argv, int *i, const char *arg, size_t name_len)
 {
@@ -114,9 +101,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		} else if (k == 1) {
 			o->api_sock = val;
 		} else if (k == 2) {
-			if (!valid_id(val)) {
+			if (!instance_id_valid(val)) {
 				fprintf(stderr, "kiln: --id \"%s\": use 1 to %d letters, digits or '-'\n",
-					val, ID_MAX);
+					val, INSTANCE_ID_MAX);
 				return -1;
 			}
 			o->id = val;

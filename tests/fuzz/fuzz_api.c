@@ -535,7 +535,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&fz.addr, fz.addrlen) < 0 || listen(fd, 128) < 0)
 		fail("API socket: %s", strerror(errno));
-	if (api_server_start(&fz.api.server, fd, FUZZ_MAX_PAYLOAD, on_http_request, NULL) < 0)
+	if (api_server_start(&fz.api.server, fd, FUZZ_MAX_PAYLOAD, on_http_request, NULL, NULL) < 0)
 		fail("api_server_start");
 	return 0;
 }

@@ -45,16 +45,11 @@ struct kvm_cpuid_entry2 *cpuid_find(struct cpuid_table *t, unsigned function, un
 
 bool cpuid_is_amd(const struct cpuid_table *t)
 {
-	for (unsigned i = 0; i < t->head.nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &t->entries[i];
+	const struct kvm_cpuid_entry2 *e = cpuid_find((struct cpuid_table *)t, 0, 0);
 
-		if (e->function != 0)
-			continue;
-		/* "AuthenticAMD", or Hygon's "HygonGenuine" (AMD's machine-check architecture) */
-		return (e->ebx == 0x68747541 && e->edx == 0x69746e65 && e->ecx == 0x444d4163) ||
-		       (e->ebx == 0x6f677948 && e->edx == 0x6e65476e && e->ecx == 0x656e6975);
-	}
-	return false;
+	/* "AuthenticAMD", or Hygon's "HygonGenuine" (AMD's machine-check architecture) */
+	return e && ((e->ebx == 0x68747541 && e->edx == 0x69746e65 && e->ecx == 0x444d4163) ||
+		     (e->ebx == 0x6f677948 && e->edx == 0x6e65476e && e->ecx == 0x656e6975));
 }
 
 /* Bits needed to hold ids 0..n-1. */

@@ -23,7 +23,7 @@
 enum state_tag {
 	STATE_TAG_CONFIG = STATE_TAG('C', 'O', 'N', 'F'),  /* the VM's configuration, JSON text */
 	STATE_TAG_MEMORY = STATE_TAG('M', 'E', 'M', 'O'),  /* guest RAM layout and memory file */
-	STATE_TAG_VM     = STATE_TAG('K', 'V', 'M', 'V'),  /* irqchips, PIT, kvmclock, TSC rate */
+	STATE_TAG_VM     = STATE_TAG('K', 'V', 'M', 'V'),  /* irqchips, PIT, kvmclock */
 	STATE_TAG_VCPU   = STATE_TAG('V', 'C', 'P', 'U'),  /* one per vCPU */
 	STATE_TAG_SERIAL = STATE_TAG('U', 'A', 'R', 'T'),
 	STATE_TAG_I8042  = STATE_TAG('8', '0', '4', '2'),

@@ -27,11 +27,14 @@
  *   3. at InstanceStart main builds the VM under its own filter and creates the vCPU threads;
  *      each sets its signal mask for KVM_RUN and loads the vCPU filter before its first
  *      KVM_RUN (vmm/vcpu.c).
- *   4. once the vCPU threads exist, main loads a second filter on itself, main-running, which
+ *   4. on a lazy restore (and a migrate-in), main creates the uffd thread before any vCPU
+ *      runs (main-running may not create threads); it names itself and loads the uffd filter
+ *      before serving a page (migration/uffd_server.c), and lives on after step 5.
+ *   5. once the vCPU threads exist, main loads a second filter on itself, main-running, which
  *      drops what only building needed (creating the VM, vCPUs and threads, io_uring rings,
  *      TAP setup, ...) (vmm/vm.c, vm_start). Threads already created keep what they had.
  *
- * So an API or vCPU thread runs under main ∩ its own, and the main thread, once the guest
+ * So an API, vCPU or uffd thread runs under main ∩ its own, and the main thread, once the guest
  * runs, under main ∩ main-running. The main filter is therefore the union of every rule
  * (seccomp_rules.c marks each rule's kinds, and tests/unit/test_seccomp.c checks the union),
  * and the effective policy of every other kind is exactly its own list. The main filter also
@@ -40,7 +43,8 @@
  *
  * Until its first connection the API thread has only the main filter, and does nothing but
  * wait in epoll_wait and accept4. A filter that cannot be loaded stops what it guards: main
- * exits 1, a vCPU thread stops the VM, the API thread closes each connection unread.
+ * exits 1, a vCPU thread stops the VM, the API thread closes each connection unread, the uffd
+ * thread ends before serving a page and the restore fails.
  *
  * A call outside the list raises SIGSYS (SCMP_ACT_TRAP): the handler writes the thread's
  * name and the syscall's number to stderr and exits 148, Firecracker's code for a bad syscall.
@@ -54,6 +58,7 @@ static const char *const thread_names[SECCOMP_NR_THREADS] = {
 	[SECCOMP_MAIN_RUNNING] = "main-running",
 	[SECCOMP_API] = "api",
 	[SECCOMP_VCPU] = "vcpu",
+	[SECCOMP_UFFD] = "uffd",
 };
 
 static const char *const thread_what[SECCOMP_NR_THREADS] = {
@@ -61,6 +66,7 @@ static const char *const thread_what[SECCOMP_NR_THREADS] = {
 	[SECCOMP_MAIN_RUNNING] = "the main thread once the vCPUs run",
 	[SECCOMP_API] = "the API thread (libmicrohttpd's)",
 	[SECCOMP_VCPU] = "each vCPU thread",
+	[SECCOMP_UFFD] = "the uffd thread (lazy restore: serves guest RAM's page faults)",
 };
 
 const char *seccomp_filter_thread_name(enum seccomp_thread t)

@@ -9,7 +9,7 @@
 /* Exit code after a forbidden syscall: Firecracker's FC_EXIT_CODE_BAD_SYSCALL. */
 #define SECCOMP_EXIT_BAD_SYSCALL 148
 
-/* "main", "api", "vcpu"; NULL when out of range. */
+/* "main", "main-running", "api", "vcpu", "uffd"; NULL when out of range. */
 const char *seccomp_filter_thread_name(enum seccomp_thread t);
 
 /* The kind named name; -1 when there is none. */

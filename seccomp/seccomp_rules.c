@@ -22,7 +22,8 @@
 #define M (B | SECCOMP_BIT(SECCOMP_MAIN_RUNNING)) /* main thread, all along */
 #define A SECCOMP_BIT(SECCOMP_API)
 #define V SECCOMP_BIT(SECCOMP_VCPU)
-#define ALL (M | A | V)
+#define U SECCOMP_BIT(SECCOMP_UFFD)
+#define ALL (M | A | V | U)
 
 /* Allowed with any arguments. */
 #define SYS(name, threads, why) { #name, threads, 0, SC_ANY, 0, 0, NULL, 0, why }
@@ -38,7 +39,7 @@
 #define REFUSE(name, threads, err, why) { #name, threads, 0, SC_ANY, 0, 0, NULL, err, why }
 
 /*
- * Rules for A or V must also be in B: those threads inherit the main thread's filter and add
+ * Rules for A, V or U must also be in B: those threads inherit the main thread's filter and add
  * their own on top, and the kernel lets a call through only if every filter allows it (the
  * unit test checks this). The main thread's first list is therefore the union of everything.
  * Once the vCPUs run, the main thread narrows itself to the M rules: the B ones only build.
@@ -51,24 +52,27 @@ static const struct seccomp_rule rules[] = {
 	       "guest RAM, kvm_run, io_uring rings"),
 	MASKED(mprotect, ALL, 2, PROT_EXEC, 0, "prot without PROT_EXEC",
 	       "malloc grows a thread's arena; pthread_create's stack guard"),
-	SYS(munmap, ALL, "free() of large blocks, connection pools; guest RAM and rings at exit"),
+	SYS(munmap, ALL, "free() of large blocks, connection pools; guest RAM and rings at exit; "
+			 "libseccomp frees its filter (U)"),
 	SYS(mremap, M | A, "realloc() of large blocks: request bodies, JSON text"),
-	SYS(madvise, ALL, "glibc frees a finished thread's stack and trims arenas; guest RAM is "
-			  "left out of core dumps; PUT /memory/poison: MADV_HWPOISON, or "
-			  "MADV_DONTNEED before UFFDIO_POISON (M)"),
+	SYS(madvise, ALL, "glibc frees a finished thread's stack (the uffd thread's once the "
+			  "restore is done) and trims arenas; guest RAM is left out of core dumps; "
+			  "PUT /memory/poison: MADV_HWPOISON, or MADV_DONTNEED before UFFDIO_POISON (M)"),
 
 	/* --- threads, signals, time --- */
-	SYS(futex, ALL, "mutexes and condition variables: API hand-over, pause/resume, device locks"),
+	SYS(futex, ALL, "mutexes and condition variables: API hand-over, pause/resume, device locks, "
+			"the uffd thread's counters"),
 	MASKED(clone, B, 0, CLONE_THREAD, CLONE_THREAD, "flags with CLONE_THREAD",
-	       "pthread_create: the API thread and the vCPU threads; never a new process"),
+	       "pthread_create: the API, vCPU and uffd threads; never a new process"),
 	REFUSE(clone3, B, ENOSYS, "its flags sit in memory a filter cannot read: glibc falls back "
 				  "to clone, whose flags are checked"),
 	SYS(set_robust_list, B, "a new thread's first steps in glibc (before its own filter)"),
 	SYS(rseq, B, "a new thread's first steps in glibc (before its own filter)"),
-	EQ(prctl, B, 0, PR_SET_NAME, "threads name themselves (kiln_main, kiln-vcpuN, MHD-single)"),
+	EQ(prctl, B, 0, PR_SET_NAME, "threads name themselves (kiln_main, kiln-vcpuN, MHD-single, "
+				     "kiln-uffd)"),
 	EQ(prctl, ALL, 0, PR_GET_NAME, "log lines in a file name their thread"),
 	EQ(prctl, B, 0, PR_SET_NO_NEW_PRIVS, "libseccomp, as each thread installs its own filter"),
-	SYS(seccomp, B, "the API and vCPU threads install their own filter on top of this one"),
+	SYS(seccomp, B, "the API, vCPU and uffd threads install their own filter on top of this one"),
 	SYS(rt_sigaction, B, "the vCPU kick handler, the SIGBUS handler and the SIGSYS handler"),
 	SYS(rt_sigprocmask, ALL, "pthread_create and threads' signal masks; abort(); the poison "
 				 "guard unblocks SIGBUS after jumping out of a copy"),
@@ -79,8 +83,8 @@ static const struct seccomp_rule rules[] = {
 	EQ(tgkill, ALL, 2, SIGABRT, "abort(): glibc's fortify and stack-protector checks"),
 	SYS(getpid, ALL, "pthread_kill and abort() name the process"),
 	SYS(gettid, ALL, "abort() names the thread"),
-	SYS(clock_gettime, ALL, "timestamps (logs, metrics, latencies, HTTP dates) when the vDSO "
-				"cannot answer"),
+	SYS(clock_gettime, ALL, "timestamps (logs, metrics, latencies, HTTP dates, fault service "
+				"times) when the vDSO cannot answer"),
 	SYS(gettimeofday, ALL, "time() when the vDSO cannot answer"),
 	SYS(clock_nanosleep, M, "console input waits 1 ms for the guest to drain its FIFO"),
 	SYS(exit, ALL, "a thread ends"),
@@ -88,23 +92,31 @@ static const struct seccomp_rule rules[] = {
 			     "a kiln bug)"),
 
 	/* --- file descriptors --- */
-	SYS(read, M | A, "eventfds, signalfd, timerfds, stdin, sysfs and /proc files (M); "
-			 "libmicrohttpd's wake-up eventfd (A)"),
-	SYS(write, ALL, "eventfds (irqfds, API hand-over, VM exit), serial output, log and metrics; "
-			"the SIGBUS handler's line on stderr"),
-	SYS(close, ALL, "every fd kiln opens; vsock connections closed by a device reset (V)"),
+	SYS(read, M | A | U, "eventfds, signalfd, timerfds, stdin, sysfs and /proc files (M); "
+			     "libmicrohttpd's wake-up eventfd (A); userfaultfd fault messages (U)"),
+	SYS(write, ALL, "eventfds (irqfds, API hand-over, VM exit, the uffd thread's end), serial "
+			"output, log and metrics; the SIGBUS handler's line on stderr"),
+	SYS(close, ALL, "every fd kiln opens; vsock connections closed by a device reset (V); the "
+			"userfaultfd once every page is in (U)"),
 	SYS(openat, M, "kernel, initrd, drives, /dev/kvm, /dev/net/tun, serial and log and metrics "
 		       "files (PUT /logger, PUT /metrics), /proc and sysfs for checks"),
 	SYS(newfstatat, M, "fstat of kernel, initrd and drive files; stdio's fopen"),
 	SYS(lseek, M, "stdio reading /proc and sysfs files"),
 	SYS(access, M, "kernel and initrd readable before the build; GET /capabilities"),
-	SYS(pread64, B, "the loader reads the kernel and initrd"),
+	SYS(pread64, B | U, "the loader reads the kernel and initrd (B); the uffd thread reads "
+			    "pages from the snapshot's memory file (U)"),
 	SYS(preadv, M, "virtio-blk Sync engine"),
 	SYS(pwritev, M, "virtio-blk Sync engine"),
-	SYS(fdatasync, M, "virtio-blk flush (cache_type Writeback), Sync engine"),
+	SYS(fdatasync, M, "virtio-blk flush (cache_type Writeback), Sync engine; a drive is "
+			  "flushed before a snapshot"),
 	SYS(readv, M, "virtio-net receives from the TAP; virtio-vsock reads host sockets"),
 	SYS(writev, M, "virtio-net transmits to the TAP"),
-	SYS(ftruncate, B, "guest RAM: sizing the memfd"),
+	SYS(ftruncate, M, "guest RAM: sizing the memfd (B); PUT /snapshot/create sizes the memory "
+			  "file"),
+	SYS(pwrite64, M, "PUT /snapshot/create writes the memory file"),
+	SYS(fsync, M, "PUT /snapshot/create: memory and state files reach the disk before their "
+		      "rename"),
+	SYS(rename, M, "PUT /snapshot/create puts each finished file in place"),
 	EQ(fcntl, B, 1, F_ADD_SEALS, "guest RAM: sealing the memfd's size"),
 	EQ(fcntl, B, 1, F_GETFL, "libmicrohttpd checks the API socket at start"),
 	EQ(fcntl, B, 1, F_SETFL, "libmicrohttpd makes sockets non-blocking"),
@@ -112,7 +124,7 @@ static const struct seccomp_rule rules[] = {
 	SYS(uname, M, "GET /capabilities: kernel_release"),
 	SYS(memfd_create, M, "guest RAM; GET /capabilities probes hugetlb memfds"),
 	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON; PUT /memory/poison "
-			    "without MADV_HWPOISON"),
+			    "without MADV_HWPOISON; a lazy restore registers guest RAM (B)"),
 	SYS(getrandom, M, "virtio-rng fills guest buffers"),
 
 	/* --- events --- */
@@ -120,7 +132,9 @@ static const struct seccomp_rule rules[] = {
 	SYS(epoll_ctl, M | A, "handlers come and go (M); connections come and go (A)"),
 	EQ(epoll_ctl, V, 1, EPOLL_CTL_DEL, "a vsock device reset drops its host sockets"),
 	SYS(epoll_create1, B, "libmicrohttpd at start; virtio-vsock's set"),
-	SYS(eventfd2, B, "ioeventfds, irqfds, io_uring completions, the API hand-over"),
+	SYS(eventfd2, B, "ioeventfds, irqfds, io_uring completions, the API hand-over, the uffd "
+			 "thread's end"),
+	SYS(poll, B | U, "the uffd thread looks for a waiting fault between background copies"),
 	SYS(timerfd_create, B, "virtio-vsock's connection timer"),
 	SYS(timerfd_settime, M | V, "virtio-vsock's connection timer (V: a device reset)"),
 
@@ -165,13 +179,35 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_SET_CPUID2, B, "vCPU setup"),
 	IOCTL(KVM_X86_SETUP_MCE, B, "vCPU setup: machine-check banks"),
 	IOCTL(KVM_SET_MSRS, B, "vCPU setup"),
-	IOCTL(KVM_GET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
+	IOCTL(KVM_GET_LAPIC, M, "vCPU setup: LINT0/LINT1 (B); PUT /snapshot/create"),
 	IOCTL(KVM_SET_LAPIC, B, "vCPU setup: LINT0/LINT1"),
-	IOCTL(KVM_GET_SREGS, B, "vCPU setup: boot registers"),
+	IOCTL(KVM_GET_SREGS, M, "vCPU setup: boot registers (B); PUT /snapshot/create"),
 	IOCTL(KVM_SET_SREGS, B, "vCPU setup: boot registers"),
 	IOCTL(KVM_SET_REGS, B, "vCPU setup: boot registers"),
 	IOCTL(KVM_SET_FPU, B, "vCPU setup: boot registers"),
-	IOCTL(KVM_GET_REGS, M, "a stopped vCPU's rip for the debug log"),
+	IOCTL(KVM_GET_REGS, M, "a stopped vCPU's rip for the debug log; PUT /snapshot/create"),
+	/* PUT /snapshot/create reads a paused VM's state; PUT /snapshot/load (B) writes it back. */
+	IOCTL(KVM_GET_MSR_INDEX_LIST, M, "PUT /snapshot/create: which MSRs a vCPU has"),
+	IOCTL(KVM_GET_IRQCHIP, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_IRQCHIP, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_PIT2, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_PIT2, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_CLOCK, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_CLOCK, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_CPUID2, M, "PUT /snapshot/create"),
+	IOCTL(KVM_GET_TSC_KHZ, M, "PUT /snapshot/create; PUT /snapshot/load compares rates (B)"),
+	IOCTL(KVM_SET_TSC_KHZ, B, "PUT /snapshot/load, when the snapshot's rate differs"),
+	IOCTL(KVM_GET_XSAVE, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_XSAVE, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_XCRS, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_XCRS, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_DEBUGREGS, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_DEBUGREGS, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_MSRS, M, "PUT /snapshot/create"),
+	IOCTL(KVM_GET_VCPU_EVENTS, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_VCPU_EVENTS, B, "PUT /snapshot/load"),
+	IOCTL(KVM_GET_MP_STATE, M, "PUT /snapshot/create"),
+	IOCTL(KVM_SET_MP_STATE, B, "PUT /snapshot/load"),
 	IOCTL(KVM_SET_SIGNAL_MASK, B, "a vCPU thread opens the kick signal inside KVM_RUN "
 				      "(before its own filter)"),
 	IOCTL(KVM_RUN, B | V, "a vCPU runs the guest"),
@@ -184,12 +220,19 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(BLKGETSIZE64, B, "virtio-blk on a block device: its size"),
 	IOCTL(TCGETS, M, "the console: isatty and raw mode"),
 	IOCTL(TCSETS, M, "the console: raw mode, restored at exit"),
-	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features; PUT /memory/poison"),
+	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features; PUT /memory/poison; a lazy "
+			     "restore (B)"),
 	IOCTL(UFFDIO_REGISTER, M, "GET /capabilities: the poison probe; PUT /memory/poison "
-				  "registers the page it poisons"),
-	IOCTL(UFFDIO_POISON, M, "GET /capabilities: the poison probe; PUT /memory/poison"),
-	IOCTL(UFFDIO_UNREGISTER, M, "PUT /memory/poison: the marker stays, the range goes"),
-	IOCTL(UFFDIO_COPY, M, "GET /capabilities: the poison probe"),
+				  "registers the page it poisons; a lazy restore registers guest RAM "
+				  "(B)"),
+	IOCTL(UFFDIO_POISON, M | U, "GET /capabilities: the poison probe; PUT /memory/poison; a "
+				    "lazy restore keeps poisoned pages poisoned (B), and the uffd thread "
+				    "poisons the pages it cannot serve after a failure (U)"),
+	IOCTL(UFFDIO_UNREGISTER, M | U, "PUT /memory/poison: the marker stays, the range goes; "
+					"the uffd thread once every page is in (U)"),
+	IOCTL(UFFDIO_COPY, M | U, "GET /capabilities: the poison probe; the uffd thread copies "
+				  "pages in (U)"),
+	IOCTL(UFFDIO_WAKE, B | U, "the uffd thread wakes a faulter whose page arrived another way"),
 };
 
 const struct seccomp_rule *seccomp_rules(unsigned *n)

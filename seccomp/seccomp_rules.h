@@ -10,6 +10,7 @@ enum seccomp_thread {
 	SECCOMP_MAIN_RUNNING, /* the main thread again once the vCPUs run: nothing left to build */
 	SECCOMP_API,          /* libmicrohttpd's thread: HTTP on the API socket */
 	SECCOMP_VCPU,         /* one per vCPU: KVM_RUN and the exits handled on the spot */
+	SECCOMP_UFFD,         /* the uffd thread: serves guest RAM's page faults on restore */
 	SECCOMP_NR_THREADS,
 };
 
@@ -28,9 +29,9 @@ struct seccomp_rule {
 };
 
 /*
- * Every rule of every kind; n gets the count. A rule allowed to the API or vCPU threads, or to
- * the running main thread, is also allowed to the main thread: they run under its filter too
- * (seccomp_filter.c).
+ * Every rule of every kind; n gets the count. A rule allowed to the API, vCPU or uffd threads,
+ * or to the running main thread, is also allowed to the main thread: they run under its filter
+ * too (seccomp_filter.c).
  */
 const struct seccomp_rule *seccomp_rules(unsigned *n);
 

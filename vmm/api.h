@@ -74,6 +74,10 @@ void api_routes_handle(struct vmm *m, struct api *a, struct api_call *call);
 void api_routes_memory_poison(struct vmm *m, const struct api_request *req,
 			      struct api_reply *reply);
 
+/* PUT /snapshot/create (VM paused) and PUT /snapshot/load (no VM yet): vmm/snapshot_api.c. */
+void api_snapshot_create(struct vmm *m, struct api *a, struct api_call *c);
+void api_snapshot_load(struct vmm *m, struct api *a, struct api_call *c);
+
 struct metrics;
 
 /* Counts a request to route in Firecracker's per-route counters (any thread). */

@@ -480,6 +480,8 @@ static const struct route_handler handlers[] = {
 	{ "GET", "/vm/config", ANY_TIME, get_vm_config },
 	{ "PUT", "/actions", ANY_TIME, put_actions },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
+	{ "PUT", "/snapshot/create", POST_BOOT, api_snapshot_create },
+	{ "PUT", "/snapshot/load", PRE_BOOT, api_snapshot_load },
 	{ "PUT", "/boot-source", PRE_BOOT, put_boot_source },
 	{ "GET", "/machine-config", ANY_TIME, get_machine_config },
 	{ "PUT", "/machine-config", PRE_BOOT, put_machine_config },
@@ -504,7 +506,6 @@ static const struct {
 	{ "/pmem", "virtio-pmem devices are" },
 	{ "/mmds", "the microVM metadata service (MMDS) is" },
 	{ "/hotplug", "memory hotplug is" },
-	{ "/snapshot", "snapshots are" },
 };
 
 /* Firecracker's request counters, per route: a count of calls and of failed ones. */

@@ -12,6 +12,7 @@
 #include "instance_id.h"
 #include "log.h"
 #include "seccomp_filter.h"
+#include "snapshot.h"
 #include "vmm.h"
 
 #define DEFAULT_API_SOCK "/run/kiln.socket"
@@ -56,7 +57,9 @@ static void usage(FILE *f)
 		"                         MMIO 0xd0000000\n"
 		"  --no-seccomp           run without seccomp filters (not for production)\n"
 		"  --print-seccomp THREAD print the seccomp policy of THREAD (main, main-running,\n"
-		"                         api or vcpu) and exit\n"
+		"                         api, vcpu or uffd) and exit\n"
+		"  --describe-snapshot F  check the snapshot state file F and print its format\n"
+		"                         version, machine, sections and poisoned pages, then exit\n"
 		"  --version              print the version and exit\n"
 		"  --help                 print this help and exit\n"
 		"\n"
@@ -81,7 +84,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const char *const valued[] = { "--config-file", "--api-sock", "--id", "--log-path",
 					      "--level", "--http-api-max-payload-size",
-					      "--metrics-path", "--print-seccomp" };
+					      "--metrics-path", "--print-seccomp",
+					      "--describe-snapshot" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
@@ -134,10 +138,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 			if (t < 0) {
 				fprintf(stderr, "kiln: --print-seccomp \"%s\": expected main, "
-						"main-running, api or vcpu\n", val);
+						"main-running, api, vcpu or uffd\n", val);
 				return -1;
 			}
 			return seccomp_filter_print(stdout, (enum seccomp_thread)t) < 0 ? -1 : 1;
+		} else if (k == 8) {
+			char err[1024];
+
+			if (snapshot_describe(stdout, val, err, sizeof(err)) < 0) {
+				fprintf(stderr, "kiln: --describe-snapshot %s\n", err);
+				return -1;
+			}
+			return 1;
 		} else if (strcmp(arg, "--no-seccomp") == 0) {
 			o->no_seccomp = true;
 		} else if (strcmp(arg, "--no-api") == 0) {

@@ -377,6 +377,30 @@ static bool handle_sigbus(struct vcpu *v)
 	return true;
 }
 
+/*
+ * A pause is coming: KVM finishes an exit kiln handled (a port or MMIO read's value is stored
+ * into the registers) only on the next KVM_RUN. One entry with immediate_exit completes it
+ * without running the guest, so the state a snapshot reads is whole. False when an exit met
+ * meanwhile ends the vCPU.
+ */
+static bool settle_before_park(struct vcpu *v, bool ran)
+{
+	if (!ran || !atomic_load(&v->vm->pause_requested))
+		return true;
+	for (unsigned i = 0; i < 8; i++) {
+		int ret;
+
+		v->run->immediate_exit = 1;
+		ret = ioctl(v->fd, KVM_RUN, 0);
+		v->run->immediate_exit = 0;
+		if (ret < 0)
+			return true; /* EINTR: nothing pending any more */
+		if (!handle_exit(v))
+			return false;
+	}
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -387,6 +411,7 @@ static void *vcpu_thread(void *arg)
 	} run_mask = { .head.len = 8 };
 	sigset_t blocked;
 	char name[16];
+	bool ran = false;
 	int err;
 
 	snprintf(name, sizeof(name), "kiln-vcpu%u", v->id);
@@ -415,7 +440,10 @@ static void *vcpu_thread(void *arg)
 		/* Before parking: a paused VM's poison log must hold every page already hit. */
 		if (atomic_load(&v->sigbus) && !handle_sigbus(v))
 			break;
+		if (!settle_before_park(v, ran))
+			break;
 		vm_vcpu_checkpoint(vm);
+		ran = true;
 		atomic_store(&v->in_run, true);
 		ret = ioctl(v->fd, KVM_RUN, 0);
 		atomic_store(&v->in_run, false);

@@ -21,6 +21,7 @@
 #include "mce_x86_64.h"
 #include "mptable_x86_64.h"
 #include "seccomp_filter.h"
+#include "snapshot.h"
 
 #define MIB (1ull << 20)
 
@@ -133,8 +134,12 @@ static int step_poison_init(struct vm *vm)
 {
 	int ret = poison_log_init(&vm->poison);
 
-	if (ret < 0)
+	if (ret < 0) {
 		log_error("poison log: %s", strerror(-ret));
+		return ret;
+	}
+	if (vm->restore && (ret = snapshot_restore_poison(vm)) < 0)
+		poison_log_destroy(&vm->poison);
 	return ret;
 }
 
@@ -171,6 +176,11 @@ static int step_memory_init(struct vm *vm)
 	if (ret < 0)
 		return ret;
 	vm->mem.poison = &vm->poison;
+	/* Before anything can touch the memory: the uffd thread serves it, poison marked first. */
+	if (vm->restore && (ret = snapshot_restore_memory(vm)) < 0) {
+		guest_memory_destroy(&vm->mem);
+		return ret;
+	}
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -183,6 +193,7 @@ static int step_memory_init(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
 			ret = -errno;
 			log_error("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+			snapshot_stop_memory(vm);
 			guest_memory_destroy(&vm->mem);
 			return ret;
 		}
@@ -192,6 +203,7 @@ static int step_memory_init(struct vm *vm)
 
 static void step_memory_exit(struct vm *vm)
 {
+	snapshot_stop_memory(vm);
 	guest_memory_destroy(&vm->mem);
 }
 
@@ -274,6 +286,8 @@ static int step_kernel_init(struct vm *vm)
 	char cmdline[LAYOUT_CMDLINE_MAX + 1];
 	int ret;
 
+	if (vm->restore)
+		return 0; /* the kernel is in the snapshot's memory, running */
 	if ((size_t)snprintf(cmdline, sizeof(cmdline), "%s%s", args, vm->virtio.cmdline) >=
 	    sizeof(cmdline)) {
 		log_error("the kernel command line with the devices' arguments is longer than %u bytes",
@@ -395,6 +409,13 @@ static int step_events_init(struct vm *vm)
 	return 0;
 }
 
+/* --- a snapshot's state, once vCPUs and devices exist --- */
+
+static int step_restore_init(struct vm *vm)
+{
+	return vm->restore ? snapshot_restore_state(vm) : 0;
+}
+
 static const struct vm_step vm_steps[] = {
 	{ "kvm", step_kvm_init, step_kvm_exit },
 	{ "vm", step_vm_init, step_vm_exit },
@@ -405,12 +426,13 @@ static const struct vm_step vm_steps[] = {
 	{ "kernel", step_kernel_init, NULL },
 	{ "events", step_events_init, step_events_exit },
 	{ "vcpus", step_vcpus_init, step_vcpus_exit },
+	{ "restore", step_restore_init, NULL },
 };
 
 #define NR_STEPS (sizeof(vm_steps) / sizeof(vm_steps[0]))
 
 int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
-	     struct metrics *metrics, bool boot_timer)
+	     struct metrics *metrics, bool boot_timer, struct snapshot_image *restore)
 {
 	pthread_condattr_t attr;
 
@@ -425,6 +447,7 @@ int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop
 		.boot_timer_enabled = boot_timer,
 		.nr_vcpus = cfg->machine.vcpu_count,
 		.mem = { .fd = -1 },
+		.restore = restore,
 	};
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* vm_pause's deadline */
@@ -476,13 +499,18 @@ bool vm_stopping(const struct vm *vm)
 	return atomic_load(&vm->stopping);
 }
 
-int vm_start(struct vm *vm)
+int vm_start(struct vm *vm, bool paused)
 {
 	int ret = 0;
 
 	if (!vm->cfg->serial.serial_out_path)
 		terminal_raw(&vm->term, STDIN_FILENO);
 	vm->state = VM_RUNNING;
+	if (paused) {
+		/* Each thread parks at its first checkpoint, before any KVM_RUN. */
+		atomic_store(&vm->pause_requested, true);
+		vm->state = VM_PAUSED;
+	}
 	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
 	if (ret < 0) {

@@ -32,6 +32,9 @@ enum vm_exit_code {
 	VM_EXIT_ARG_PARSING = 153,
 };
 
+struct snapshot_image;
+struct snapshot_pager;
+
 enum vm_state { VM_NOT_STARTED, VM_RUNNING, VM_PAUSED, VM_EXITED };
 
 struct vm {
@@ -78,25 +81,31 @@ struct vm {
 	unsigned nr_parked;
 
 	unsigned steps_done;      /* how many build steps ran, for unwinding */
+
+	/* Restoring a snapshot (migration/snapshot.h): NULL for a fresh boot. Not owned. */
+	struct snapshot_image *restore;
+	struct snapshot_pager *pager; /* the uffd thread serving guest memory, while it runs */
 };
 
 /*
  * Builds the VM described by cfg, in order: KVM, VM, guest memory, irqchip, devices, kernel
  * and boot structures, its handlers on loop (stop requests, console input), vCPUs. cfg, loop
- * and metrics must outlive the VM. On failure unwinds what was done and returns -errno, having logged the
- * reason once.
+ * and metrics must outlive the VM. With restore (which must outlive it too), the VM is built
+ * from the snapshot instead: its poison log, its memory served by the uffd thread, no kernel,
+ * and the saved state of the VM, vCPUs and devices. On failure unwinds what was done and
+ * returns -errno, having logged the reason once.
  */
 int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
-	     struct metrics *metrics, bool boot_timer)
+	     struct metrics *metrics, bool boot_timer, struct snapshot_image *restore)
 	__attribute__((warn_unused_result));
 
 /*
- * Starts the vCPUs; with vm->seccomp, the calling (main) thread then narrows its seccomp
+ * Starts the vCPUs (parked, as by vm_pause, when paused is set); with vm->seccomp, the calling (main) thread then narrows its seccomp
  * filter to what a running VM needs. From then on, when the guest resets or powers off (or
  * vm_request_exit is called) the VM sets loop->stop; the caller then calls vm_stop. Returns 0
  * or -errno (the VM is then already asked to stop).
  */
-int vm_start(struct vm *vm) __attribute__((warn_unused_result));
+int vm_start(struct vm *vm, bool paused) __attribute__((warn_unused_result));
 
 /* Stops the vCPUs (waking paused ones) and waits for them. Returns the VM's exit code. */
 int vm_stop(struct vm *vm);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "snapshot.h"
 #include "vcpu.h"
 
 static void on_signal(void *opaque, int fd, uint32_t events)
@@ -185,7 +186,7 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	log_clear_last_error();
-	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer);
+	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer, NULL);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot build the microVM: %s",
 			 log_last_error()[0] ? log_last_error() : strerror(-ret));
@@ -194,7 +195,7 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 	}
 	m->vm = vm;
 	vm->seccomp = m->seccomp; /* each vCPU thread loads its filter before its first KVM_RUN */
-	ret = vm_start(vm);
+	ret = vm_start(vm, false);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
 		return ret;
@@ -224,6 +225,11 @@ void vmm_destroy(struct vmm *m)
 		vm_destroy(m->vm);
 		free(m->vm);
 		m->vm = NULL;
+	}
+	if (m->snapshot) {
+		snapshot_close(m->snapshot);
+		free(m->snapshot);
+		m->snapshot = NULL;
 	}
 	event_loop_destroy(&m->loop);
 	if (m->signal_fd >= 0)

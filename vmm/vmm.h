@@ -13,12 +13,14 @@
 #define KILN_VERSION "0.1.0"
 
 struct api;
+struct snapshot_image;
 
 struct vmm {
 	const char *id;
 	bool boot_timer;
 	struct vm_config cfg;
 	struct vm *vm;      /* NULL until the VM is started */
+	struct snapshot_image *snapshot; /* the snapshot vm was restored from, NULL if booted */
 	struct event_loop loop;
 	int signal_fd;      /* SIGINT, SIGTERM, SIGHUP */
 	int exit_code;      /* when the loop ends before a VM exists */

@@ -503,3 +503,13 @@ err:
 	virtio_blk_destroy(b);
 	return ret;
 }
+
+void virtio_blk_drain(struct virtio_blk *b)
+{
+	virtio_mmio_lock(&b->mmio);
+	if (b->ring_ready && reap(b, true) > 0 && b->mmio.activated)
+		virtio_mmio_signal_used(&b->mmio, 0);
+	if (b->fd >= 0 && fdatasync(b->fd) < 0 && errno != EINVAL)
+		log_warn("virtio-blk %s: fdatasync: %s", b->id, strerror(errno));
+	virtio_mmio_unlock(&b->mmio);
+}

@@ -81,6 +81,13 @@ int virtio_blk_init(struct virtio_blk *b, const struct drive_config *d, struct g
 		    struct event_loop *loop, int vm_fd, uint64_t base, unsigned irq)
 	__attribute__((warn_unused_result));
 
+/*
+ * For a snapshot of the paused VM: waits for the requests in flight and puts them on the used
+ * ring (the guest sees them done after the restore), then flushes the backing file's data to
+ * stable storage.
+ */
+void virtio_blk_drain(struct virtio_blk *b);
+
 /* Waits for requests in flight, then releases everything. */
 void virtio_blk_destroy(struct virtio_blk *b);
 

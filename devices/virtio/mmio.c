@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -160,6 +161,55 @@ static void write_status(struct virtio_mmio *t, uint32_t v)
 				notify_locked(t, i);
 		}
 	}
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, char *err, size_t errlen)
+{
+	uint32_t status = t->status;
+
+	if (t->driver_features & ~offered_features(t)) {
+		snprintf(err, errlen, "virtio %s: driver features 0x%llx were never offered",
+			 t->ops->name, (unsigned long long)t->driver_features);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		struct virtq *q = &t->queues[i];
+
+		if (i >= t->ops->nr_queues && (q->ready || q->size)) {
+			snprintf(err, errlen, "virtio %s: queue %u does not exist", t->ops->name, i);
+			return -EINVAL;
+		}
+		if (q->ready && virtq_check(q, t->mem) < 0) {
+			snprintf(err, errlen, "virtio %s: queue %u: size %u or ring addresses invalid",
+				 t->ops->name, i, q->size);
+			return -EINVAL;
+		}
+		q->event_idx = q->ready && virtio_mmio_has_feature(t, VIRTIO_F_RING_EVENT_IDX);
+	}
+	t->activated = false;
+	if ((status & VIRTIO_STATUS_DRIVER_OK) && (status & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(status & VIRTIO_STATUS_NEEDS_RESET)) {
+		int ret = t->ops->activate ? t->ops->activate(t) : 0;
+
+		if (ret < 0) {
+			snprintf(err, errlen, "virtio %s: cannot restart its backend: %s", t->ops->name,
+				 strerror(-ret));
+			return ret;
+		}
+		t->activated = true;
+		/* Buffers queued but not yet taken are served by the event loop's first pass. */
+		for (unsigned i = 0; i < t->ops->nr_queues; i++) {
+			uint64_t one = 1;
+
+			if (t->notify[i].fd >= 0 && write(t->notify[i].fd, &one, sizeof(one)) < 0)
+				log_warn("virtio %s: kick after restore: %s", t->ops->name,
+					 strerror(errno));
+		}
+	}
+	/* An interrupt the driver had not acknowledged is raised again. */
+	if (atomic_load(&t->interrupt_status))
+		raise_irq(t, 0);
+	return 0;
 }
 
 static struct virtq *selected_queue(struct virtio_mmio *t)

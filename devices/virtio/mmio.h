@@ -98,6 +98,16 @@ bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q);
 /* Whether the driver negotiated feature bit. */
 bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned bit);
 
+/*
+ * After a restore wrote the transport's saved registers and queues into t (status, features,
+ * selectors, interrupt status, each queue's configuration and ring positions): checks them as
+ * the register writes would have (features offered, queues valid), restarts the backend of a
+ * device the driver had started, lets the event loop pick up buffers queued but not taken, and
+ * raises an interrupt the driver had not acknowledged. 0, or -errno with the reason in err.
+ */
+int virtio_mmio_restore(struct virtio_mmio *t, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* For backends' event handlers on the loop thread: run fn(t) with the lock held. */
 void virtio_mmio_lock(struct virtio_mmio *t);
 void virtio_mmio_unlock(struct virtio_mmio *t);

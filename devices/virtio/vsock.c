@@ -19,6 +19,8 @@
 #define RXQ 0u
 #define TXQ 1u
 #define EVQ 2u
+#define VSOCK_EVENT_TRANSPORT_RESET 0u /* virtio_vsock_event.id */
+#define EVQ 2u
 #define QUEUE_SIZE 256
 #define CONFIG_LEN 8u
 /* Chains taken or packets given per pass before the other handlers get a turn. */
@@ -383,4 +385,35 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 	v->epfd_watched = false;
 	virtio_mmio_destroy(&v->mmio);
 	release(v);
+}
+
+int virtio_vsock_transport_reset(struct virtio_vsock *v)
+{
+	struct virtio_mmio *t = &v->mmio;
+	struct virtq *q = &t->queues[EVQ];
+	uint8_t event[4];
+	int ret;
+
+	virtio_mmio_lock(t);
+	if (!virtio_mmio_queue_live(t, EVQ)) {
+		virtio_mmio_unlock(t);
+		return 0; /* the driver is not running: it has no connections to drop */
+	}
+	ret = virtq_pop(q, t->mem, v->tx_chain);
+	if (ret == 1) {
+		put_le(event, VSOCK_EVENT_TRANSPORT_RESET, 4);
+		if (v->tx_chain->nr_out != 0 || v->tx_chain->bufs[0].len < sizeof(event) ||
+		    guest_memory_write(t->mem, v->tx_chain->bufs[0].gpa, event, sizeof(event)) < 0)
+			ret = -EINVAL;
+		else if (virtq_push(q, t->mem, v->tx_chain->head, sizeof(event)) < 0)
+			ret = -EFAULT;
+		else
+			virtio_mmio_signal_used(t, EVQ);
+	} else if (ret == 0) {
+		ret = -ENOBUFS;
+	}
+	if (ret == -EINVAL || ret == -EFAULT)
+		virtio_mmio_needs_reset(t, "the event queue's buffer is unusable");
+	virtio_mmio_unlock(t);
+	return ret < 0 ? ret : 0;
 }

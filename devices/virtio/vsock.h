@@ -75,6 +75,14 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct vsock_config *cfg,
 		      struct guest_memory *mem, struct event_loop *loop, int vm_fd, uint64_t base,
 		      unsigned irq) __attribute__((warn_unused_result));
 
+/*
+ * Tells the driver that every connection is gone (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event
+ * queue), as the virtio spec asks after a restore: the host sockets did not survive. 0 (also
+ * when the driver is not running), -ENOBUFS when the driver left no event buffer, or -EINVAL /
+ * -EFAULT when its buffer is unusable (the device then needs a reset).
+ */
+int virtio_vsock_transport_reset(struct virtio_vsock *v) __attribute__((warn_unused_result));
+
 /* Resets the device, closes every connection and the listening socket, and unlinks uds_path.
  * Safe after a failed init. */
 void virtio_vsock_destroy(struct virtio_vsock *v);

@@ -4,11 +4,13 @@
  * probe behind GET /capabilities. Nothing here opens /dev/kvm, so no input can start a VM.
  */
 #include <errno.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
 #include "capabilities.h"
 #include "log.h"
+#include "snapshot.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -17,8 +19,9 @@
  * network interfaces, kernel and initrd readable): fail the way a host without KVM does.
  */
 int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop,
-	     struct metrics *metrics, bool boot_timer)
+	     struct metrics *metrics, bool boot_timer, struct snapshot_image *restore)
 {
+	(void)restore;
 	(void)vm;
 	(void)cfg;
 	(void)loop;
@@ -30,9 +33,10 @@ int vm_build(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop
 
 /* Everything below needs a VM that vm_build made: with the stub above, none ever exists. */
 
-int vm_start(struct vm *vm)
+int vm_start(struct vm *vm, bool paused)
 {
 	(void)vm;
+	(void)paused;
 	__builtin_trap();
 }
 
@@ -100,4 +104,34 @@ json_t *capabilities_probe(const struct capabilities_paths *paths)
 			 "hugepages_2m", "total", "free",
 			 "hugepages_2m_free", (json_int_t)0, "memory_failure", 0,
 			 "kernel_release", "fuzz", "memfd_hugetlb", 0);
+}
+
+/* PUT /snapshot/load stops where a snapshot file would be read: inputs never reach the disk (the
+ * state-file parser has its own target, fuzz_state). PUT /snapshot/create needs a VM. */
+int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
+		  const char *mem_path, char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)state_path;
+	(void)mem_path;
+	*img = (struct snapshot_image){ .mem_fd = -1 };
+	snprintf(err, errlen, "snapshots are not available to the fuzz target");
+	return -ENOENT;
+}
+
+void snapshot_close(struct snapshot_image *img)
+{
+	(void)img;
+}
+
+int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
+		    const char *mem_path, char *err, size_t errlen)
+{
+	(void)vm;
+	(void)type;
+	(void)state_path;
+	(void)mem_path;
+	(void)err;
+	(void)errlen;
+	__builtin_trap();
 }

@@ -397,6 +397,7 @@ static const struct test tests[] = {
 	{ "net", test_net },
 	{ "vsock", test_vsock },
 	{ "poison", test_poison },
+	{ "snapshot", test_snapshot },
 };
 
 /* Mounts fs on target unless something is mounted there already (e.g. devtmpfs when the

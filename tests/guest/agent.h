@@ -52,5 +52,6 @@ void test_blkbench(const struct agent *a, struct result *r);
 void test_net(const struct agent *a, struct result *r);
 void test_vsock(const struct agent *a, struct result *r);
 void test_poison(const struct agent *a, struct result *r);
+void test_snapshot(const struct agent *a, struct result *r);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -26,11 +27,13 @@
 #include <seccomp.h> /* libseccomp's */
 
 #include "seccomp_filter.h"
+#include "uffd_compat.h"
 
 #define M SECCOMP_BIT(SECCOMP_MAIN)
 #define R SECCOMP_BIT(SECCOMP_MAIN_RUNNING)
 #define A SECCOMP_BIT(SECCOMP_API)
 #define V SECCOMP_BIT(SECCOMP_VCPU)
+#define U SECCOMP_BIT(SECCOMP_UFFD)
 
 /* What a child did: its wait status and what it wrote to stderr. */
 struct outcome {
@@ -211,6 +214,37 @@ static void vcpu_exec_mapping_killed(void **state)
 	expect_killed(SECCOMP_VCPU, SYS_mmap, 0, 4096, 0x4 /* PROT_EXEC */);
 }
 
+static void uffd_open_killed(void **state)
+{
+	(void)state;
+	expect_killed(SECCOMP_UFFD, SYS_openat, AT_FDCWD, (long)"/etc/shadow", O_RDONLY);
+}
+
+static void uffd_socket_killed(void **state)
+{
+	(void)state;
+	expect_killed(SECCOMP_UFFD, SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+}
+
+static void uffd_kvm_run_killed(void **state)
+{
+	(void)state;
+	expect_killed(SECCOMP_UFFD, SYS_ioctl, 0, KVM_RUN, 0);
+}
+
+/* Registering more memory is the main thread's business; the uffd thread only serves it. */
+static void uffd_register_killed(void **state)
+{
+	(void)state;
+	expect_killed(SECCOMP_UFFD, SYS_ioctl, 0, UFFDIO_REGISTER, 0);
+}
+
+static void uffd_new_userfaultfd_killed(void **state)
+{
+	(void)state;
+	expect_killed(SECCOMP_UFFD, SYS_userfaultfd, O_CLOEXEC, 0, 0);
+}
+
 /* --- allowed calls still work --- */
 
 static int main_allowed(void *arg)
@@ -342,6 +376,53 @@ static void vcpu_thread_under_main_filter_runs(void **state)
 	assert_exited_ok(&o);
 }
 
+/* The real order again: the main filter, then a uffd-like thread under its own on top, which
+ * makes the uffd thread's calls and ends (glibc's thread exit). The real thread's work is
+ * tested in tests/unit/test_uffd_server.c. */
+static void *uffd_like_thread(void *arg)
+{
+	int *result = arg, efd = eventfd(0, EFD_CLOEXEC); /* eventfd2: made before, as start does */
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	uint64_t one = 1;
+	char byte;
+
+	if (efd < 0 || seccomp_filter_install(SECCOMP_UFFD) < 0) {
+		*result = 2;
+		return NULL;
+	}
+	if (poll(&pfd, 1, 0) != 0 || pread(STDIN_FILENO, &byte, 1, 0) > 1 ||
+	    write(efd, &one, 8) != 8 || read(efd, &one, 8) != 8)
+		*result = 3;
+	else if (ioctl(efd, UFFDIO_COPY, 0) != -1 || errno != ENOTTY)
+		*result = 4; /* allowed: the fd, not the filter, refuses */
+	else
+		*result = 0;
+	close(efd);
+	return NULL;
+}
+
+static int stacked_uffd_allowed(void *arg)
+{
+	int result = -1;
+	pthread_t t;
+
+	(void)arg;
+	if (seccomp_filter_install(SECCOMP_MAIN) < 0)
+		return 2;
+	if (pthread_create(&t, NULL, uffd_like_thread, &result) != 0)
+		return 3;
+	pthread_join(t, NULL);
+	return result;
+}
+
+static void uffd_thread_under_main_filter_runs(void **state)
+{
+	struct outcome o = in_child(stacked_uffd_allowed, NULL);
+
+	(void)state;
+	assert_exited_ok(&o);
+}
+
 static void *vcpu_socket_thread(void *arg)
 {
 	(void)arg;
@@ -393,7 +474,7 @@ static void rules_of_api_and_vcpu_are_in_main(void **state)
 
 	(void)state;
 	for (unsigned i = 0; i < n; i++)
-		if ((r[i].threads & (A | V | R)) && !main_covers(r, n, i))
+		if ((r[i].threads & (A | V | R | U)) && !main_covers(r, n, i))
 			fail_msg("rule %u (%s) is not in the main filter, which every thread runs under",
 				 i, r[i].syscall);
 }
@@ -426,6 +507,7 @@ static void count_api_and_vcpu_smaller_than_main(void **state)
 	assert_true(rules[SECCOMP_MAIN_RUNNING] < rules[SECCOMP_MAIN]);
 	assert_true(calls[SECCOMP_VCPU] < calls[SECCOMP_MAIN]);
 	assert_true(calls[SECCOMP_VCPU] <= rules[SECCOMP_VCPU]);
+	assert_true(calls[SECCOMP_UFFD] < calls[SECCOMP_VCPU]);
 }
 
 static void print_vcpu_lists_kvm_run_only_for_ioctl(void **state)
@@ -445,12 +527,35 @@ static void print_vcpu_lists_kvm_run_only_for_ioctl(void **state)
 	free(text);
 }
 
+static void print_uffd_lists_serving_ioctls_only(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(seccomp_filter_print(f, SECCOMP_UFFD), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "# kiln's seccomp filter \"uffd\", for the uffd thread"));
+	assert_non_null(strstr(text, "arg1 == UFFDIO_COPY"));
+	assert_non_null(strstr(text, "arg1 == UFFDIO_POISON"));
+	assert_non_null(strstr(text, "\npread64 "));
+	assert_null(strstr(text, "UFFDIO_REGISTER"));
+	assert_null(strstr(text, "KVM_"));
+	assert_null(strstr(text, "\nsocket"));
+	assert_null(strstr(text, "\nopenat"));
+	assert_null(strstr(text, "\nuserfaultfd"));
+	free(text);
+}
+
 static void thread_names_parse_back(void **state)
 {
 	(void)state;
 	for (unsigned t = 0; t < SECCOMP_NR_THREADS; t++)
 		assert_int_equal(seccomp_filter_thread_parse(seccomp_filter_thread_name(t)), (int)t);
-	assert_int_equal(seccomp_filter_thread_parse("uffd"), -1);
+	assert_int_equal(seccomp_filter_thread_parse("uffd"), SECCOMP_UFFD);
+	assert_int_equal(seccomp_filter_thread_parse("migration"), -1);
 	assert_null(seccomp_filter_thread_name(SECCOMP_NR_THREADS));
 	assert_int_equal(seccomp_filter_print(stdout, SECCOMP_NR_THREADS), -EINVAL);
 }
@@ -462,6 +567,7 @@ int main(void)
 		cmocka_unit_test(rules_resolve_and_say_why),
 		cmocka_unit_test(count_api_and_vcpu_smaller_than_main),
 		cmocka_unit_test(print_vcpu_lists_kvm_run_only_for_ioctl),
+		cmocka_unit_test(print_uffd_lists_serving_ioctls_only),
 		cmocka_unit_test(thread_names_parse_back),
 		cmocka_unit_test(main_execve_killed),
 		cmocka_unit_test(main_ptrace_killed),
@@ -484,6 +590,12 @@ int main(void)
 		cmocka_unit_test(vcpu_exec_mapping_killed),
 		cmocka_unit_test(vcpu_thread_under_main_filter_runs),
 		cmocka_unit_test(vcpu_thread_socket_kills_process),
+		cmocka_unit_test(uffd_open_killed),
+		cmocka_unit_test(uffd_socket_killed),
+		cmocka_unit_test(uffd_kvm_run_killed),
+		cmocka_unit_test(uffd_register_killed),
+		cmocka_unit_test(uffd_new_userfaultfd_killed),
+		cmocka_unit_test(uffd_thread_under_main_filter_runs),
 	};
 
 	return cmocka_run_group_tests_name("seccomp", tests, NULL, NULL);

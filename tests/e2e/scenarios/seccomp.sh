@@ -18,7 +18,7 @@ kiln_of() {
 
 host_seccomp_print() {
 	local t out rc rules
-	for t in main main-running api vcpu; do
+	for t in main main-running api vcpu uffd; do
 		rc=0
 		out=$("$KILN" --print-seccomp "$t" 2>&1) || rc=$?
 		rules=$(grep -vc '^#' <<<"$out")
@@ -30,6 +30,9 @@ host_seccomp_print() {
 			fail "seccomp-print-$t" "the vCPU policy lacks KVM_RUN or allows socket/openat"
 		elif [ "$t" = api ] && grep -Eq '^(ioctl|openat|socket) ' <<<"$out"; then
 			fail "seccomp-print-$t" "the API policy allows ioctl, openat or socket"
+		elif [ "$t" = uffd ] && { ! grep -q 'UFFDIO_COPY' <<<"$out" ||
+			grep -Eq '^(socket|openat|execve) |KVM_RUN' <<<"$out"; }; then
+			fail "seccomp-print-$t" "the uffd policy lacks UFFDIO_COPY or allows socket/openat/KVM_RUN"
 		elif [ "$t" = main-running ] && grep -Eq 'KVM_CREATE_VM|^io_uring_setup |^clone ' <<<"$out"; then
 			fail "seccomp-print-$t" "the running main thread may still create a VM, a ring or a thread"
 		else
@@ -37,8 +40,8 @@ host_seccomp_print() {
 		fi
 	done
 	rc=0
-	out=$("$KILN" --print-seccomp uffd 2>&1) || rc=$?
-	if [ "$rc" -eq 153 ] && [[ "$out" == *'expected main, main-running, api or vcpu'* ]]; then
+	out=$("$KILN" --print-seccomp migration 2>&1) || rc=$?
+	if [ "$rc" -eq 153 ] && [[ "$out" == *'expected main, main-running, api, vcpu or uffd'* ]]; then
 		pass seccomp-print-unknown "exit 153: $out"
 	else
 		fail seccomp-print-unknown "expected exit 153 naming the kinds, got $rc: $out"

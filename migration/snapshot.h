@@ -1,0 +1,73 @@
+/* Snapshots: PUT /snapshot/create writes a paused VM's state file and memory file; PUT
+ * /snapshot/load checks a state file and its memory file, and the VM build restores from them
+ * (guest memory served lazily by the uffd thread, the poison log re-applied first). */
+#ifndef KILN_SNAPSHOT_H
+#define KILN_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "state.h"
+
+struct vm;
+
+/* Memory files are checked in chunks of this size: the state file holds each chunk's XXH3-64. */
+#define SNAPSHOT_CHUNK (2ull << 20)
+#define SNAPSHOT_MEMORY_VERSION 1u
+#define SNAPSHOT_MAX_CHUNKS (1u << 20) /* 2 TiB of guest RAM */
+
+enum snapshot_type { SNAPSHOT_FULL, SNAPSHOT_DIFF };
+
+/*
+ * Writes the paused VM's memory to mem_path and its state to state_path, each through a
+ * ".partial" file renamed into place once complete (memory first: a state file is only ever
+ * beside a whole memory file). Poisoned pages are never read: the memory file has zeros there
+ * and the state file's poison log lists them. 0, or -errno with one line in err.
+ */
+int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
+		    const char *mem_path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* A checked snapshot, ready for the VM build to restore. */
+struct snapshot_image {
+	uint8_t *buf;            /* the state file, whole */
+	size_t len;
+	struct state_view view;
+	uint64_t mem_size, page_size;
+	uint32_t nr_chunks;
+	const uint8_t *chunk_hashes; /* nr_chunks LE u64s inside buf */
+	int mem_fd;              /* the memory file, read-only */
+	bool resume;             /* resume_vm */
+};
+
+/*
+ * Reads and checks state_path (format, checksum, sections, counts) and mem_path (its size),
+ * and parses the snapshot's configuration into cfg (initialised by the caller), where the
+ * restored VM will find it. Refuses a snapshot with poisoned pages when this kernel cannot
+ * place poison markers. 0, or -errno with one line in err; img is then empty.
+ */
+int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
+		  const char *mem_path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void snapshot_close(struct snapshot_image *img);
+
+/*
+ * VM build steps for a restore (vm->restore set): the poison log from the snapshot (as
+ * inherited), guest memory served by the uffd thread from the memory file (every poisoned page
+ * marked before), and, once vCPUs and devices exist, their state. Each 0 or -errno, logged.
+ */
+int snapshot_restore_poison(struct vm *vm) __attribute__((warn_unused_result));
+int snapshot_restore_memory(struct vm *vm) __attribute__((warn_unused_result));
+void snapshot_stop_memory(struct vm *vm);
+int snapshot_restore_state(struct vm *vm) __attribute__((warn_unused_result));
+
+/* `kiln --describe-snapshot F`: the format version, sections, vCPUs, devices, memory and poison
+ * log of state file path, on out. 0, or -errno with one line in err. */
+int snapshot_describe(FILE *out, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,211 @@
+# Snapshots: a guest fills most of its memory with a pattern and keeps a CRC of every page; the
+# host poisons one page, pauses, snapshots and kills kiln; a new kiln restores the snapshot and
+# the guest checks every page and takes a machine check on the poisoned one; once more from a
+# snapshot of the restored VM. Corrupted snapshots are refused before any vCPU runs.
+# Uses api.sh's api_call and wait_for.
+
+# snap_call SOCK METHOD PATH BODY: api_call with time for a snapshot of a guest under TCG.
+snap_call() {
+	local code
+	code=$(curl -s -m ${KILN_SNAP_TIMEOUT:-300} -o "$E2E_OUT/snap.body" -w '%{http_code}' --unix-socket "$1" \
+		-X "$2" "http://localhost$3" -H 'Content-Type: application/json' -d "$4" \
+		2>/dev/null) || code=000
+	printf '%s %s\n' "$code" "$(cat "$E2E_OUT/snap.body" 2>/dev/null)"
+}
+
+# snap_kiln NAME SOCK FIFO: starts kiln in the background with its console input from FIFO
+# (kept open on fd 7 by the caller's `exec 7<>FIFO`); sets pid and log.
+snap_kiln() {
+	log=$E2E_OUT/$1.log
+	rm -f "$2"
+	timeout --kill-after=5 600 "$KILN" --api-sock "$2" --id "$1" <"$3" >"$log" 2>&1 &
+	pid=$!
+	wait_for 10 test -S "$2"
+}
+
+# count_in LOG PATTERN: how many lines of LOG match.
+count_in() { grep -c "$2" "$1" 2>/dev/null || true; }
+at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
+
+# snap_verify NAME LOG N: asks the guest to verify (the Nth time in LOG) and checks its answer.
+snap_verify() {
+	echo verify >&7
+	if ! wait_for 300 at_least "$2" 'KILN-SNAP-VERIFIED' "$3"; then
+		fail "$1" "the guest did not answer verify #$3" "$2"
+		return 1
+	fi
+	if grep 'KILN-SNAP-VERIFIED' "$2" | tail -1 | grep -vq 'bad=0 '; then
+		fail "$1" "pages changed: $(grep 'KILN-SNAP-VERIFIED' "$2" | tail -1 | tr -d '\r')" "$2"
+		return 1
+	fi
+}
+
+# snap_poison_read NAME LOG N: asks the guest to read the poisoned page (Nth time in LOG).
+snap_poison_read() {
+	echo poison >&7
+	if ! wait_for 120 at_least "$2" 'KILN-SNAP-POISON' "$3"; then
+		fail "$1" "the guest did not answer poison #$3" "$2"
+		return 1
+	fi
+	if ! grep 'KILN-SNAP-POISON' "$2" | tail -1 | grep -q machine-check; then
+		fail "$1" "the poisoned page: $(grep 'KILN-SNAP-POISON' "$2" | tail -1 | tr -d '\r')" "$2"
+		return 1
+	fi
+}
+
+# snap_threads: where each of kiln's threads waits (for a failure report).
+snap_threads() {
+	local t
+	for t in /proc/"$pid"/task/* /proc/"$(pgrep -P "$pid" | head -1)"/task/*; do
+		[ -d "$t" ] || continue
+		echo "thread $(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/    /' "$t/stack" 2>/dev/null | head -12
+	done
+}
+
+# snap_stop: kills kiln (as a crash would) and waits for it.
+snap_stop() {
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
+# snap_take NAME SOCK STATE MEM: pauses and snapshots.
+snap_take() {
+	local r
+	r=$(api_call "$2" PATCH /vm '{"state": "Paused"}')
+	[ "${r%% *}" = 204 ] || { fail "$1" "PATCH /vm Paused answered $r" "$log"; return 1; }
+	r=$(snap_call "$2" PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$3\", \"mem_file_path\": \"$4\"}")
+	[ "${r%% *}" = 204 ] || { fail "$1" "PUT /snapshot/create answered $r" "$log"; return 1; }
+}
+
+# snap_restore NAME SOCK STATE MEM FIFO: a new kiln restores STATE and MEM and resumes.
+snap_restore() {
+	local r
+	snap_kiln "$1" "$2" "$5" || { fail "$1" "the API socket did not appear" "$log"; return 1; }
+	r=$(snap_call "$2" PUT /snapshot/load "{\"snapshot_path\": \"$3\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$4\"}, \"resume_vm\": true}")
+	if [ "${r%% *}" != 204 ]; then
+		snap_threads >>"$log"
+		fail "$1" "PUT /snapshot/load answered $r" "$log"
+		snap_stop
+		return 1
+	fi
+}
+
+# snap_refused NAME SOCK STATE MEM PATTERN: a fresh kiln refuses to load, saying PATTERN, and
+# keeps running without a VM; the refusal's text is left in refusal.
+snap_refused() {
+	local r s
+	snap_kiln "$1" "$2" /dev/null || { fail "$1" "the API socket did not appear" "$log"; return 1; }
+	r=$(snap_call "$2" PUT /snapshot/load "{\"snapshot_path\": \"$3\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$4\"}, \"resume_vm\": true}")
+	s=$(api_call "$2" GET /)
+	snap_stop
+	if [ "${r%% *}" != 400 ] || ! grep -q "$5" <<<"$r"; then
+		fail "$1" "load answered $r (wanted 400 saying \"$5\")" "$log"
+		return 1
+	fi
+	if [[ "$s" != 200*'"state":"Not started"'* ]]; then
+		fail "$1" "after the refusal GET / answered $s" "$log"
+		return 1
+	fi
+	refusal=${r#400 }
+}
+
+kvm_snapshot_poison_restore() {
+	local name=snapshot-restore dir=${TMPDIR:-/tmp}/kiln-snap.$$ sock=${TMPDIR:-/tmp}/kiln-snap.$$.sock
+	local fifo gpa r pages logs=() l ok=1 detail
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	fifo=$dir/console
+	mkfifo "$fifo"
+	exec 7<>"$fifo"
+	if ! snap_kiln snapshot-a "$sock" "$fifo"; then
+		fail "$name" "the API socket did not appear" "$log"
+		exec 7>&-
+		return
+	fi
+	logs+=("$log")
+	for r in \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=80\"}" \
+		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
+		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
+		read -r m p b <<<"$r"
+		r=$(api_call "$sock" "$m" "$p" "$b")
+		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	done
+	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+		fail "$name" "the guest never filled its memory" "$log"
+		snap_stop
+		exec 7>&-
+		return
+	fi
+	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	snap_verify "$name" "$log" 1 || { snap_stop; exec 7>&-; return; }
+	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	snap_take "$name" "$sock" "$dir/a.state" "$dir/a.mem" || { snap_stop; exec 7>&-; return; }
+	snap_stop
+
+	# Restore 1: every page intact, the poisoned one still poisoned (inherited).
+	snap_restore snapshot-b "$sock" "$dir/a.state" "$dir/a.mem" "$fifo" || { exec 7>&-; return; }
+	logs+=("$log")
+	pages=$(api_call "$sock" GET /memory/poison)
+	if ! grep -Eq "\"guest_phys_addr\": *$((gpa)), *\"length\": *4096, *\"origin\": *\"inherited\"" <<<"$pages"; then
+		fail "$name" "GET /memory/poison after the restore: $pages" "$log"
+		ok=0
+	fi
+	[ $ok = 1 ] && snap_verify "$name" "$log" 1 && snap_poison_read "$name" "$log" 1 &&
+		snap_take "$name" "$sock" "$dir/b.state" "$dir/b.mem" || ok=0
+	snap_stop
+	[ $ok = 1 ] || { exec 7>&-; return; }
+
+	# Restore 2, from the restored VM's snapshot: the poison is still carried.
+	snap_restore snapshot-c "$sock" "$dir/b.state" "$dir/b.mem" "$fifo" || { exec 7>&-; return; }
+	logs+=("$log")
+	if ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
+		snap_stop
+		exec 7>&-
+		return
+	fi
+	echo done >&7
+	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
+		fail "$name" "no KILN-RESULT after done" "$log"
+	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
+		fail "$name" "the agent failed" "$log"
+	else
+		detail=$("$KILN" --describe-snapshot "$dir/b.state" 2>&1)
+		if ! grep -q "0x$(printf '%x' $((gpa))) +0x1000 (inherited)" <<<"$detail"; then
+			fail "$name" "--describe-snapshot does not list the poisoned page: $detail"
+		else
+			pass "$name" "$(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1); restored twice; $(grep -o 'guest memory restored: [^;]*' "${logs[1]}" | head -1)"
+		fi
+	fi
+	snap_stop
+	exec 7>&-
+
+	# Corrupted snapshots, refused before any vCPU runs.
+	snap_corrupt "$dir"
+	rm -rf "$dir"
+}
+
+# snap_corrupt DIR: each damaged copy of DIR/a.state / a.mem is refused with its reason.
+snap_corrupt() {
+	local dir=$1 sock=${TMPDIR:-/tmp}/kiln-snapbad.$$.sock size msgs=() m
+	size=$(stat -c %s "$dir/a.state")
+	head -c $((size - 100)) "$dir/a.state" >"$dir/trunc.state"
+	cp "$dir/a.state" "$dir/flip.state"
+	printf '\x01' | dd of="$dir/flip.state" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	cp "$dir/a.state" "$dir/ver.state"
+	printf '\x09' | dd of="$dir/ver.state" bs=1 seek=12 conv=notrunc status=none
+	cp "$dir/a.state" "$dir/arch.state"
+	printf '\x02' | dd of="$dir/arch.state" bs=1 seek=8 conv=notrunc status=none
+	head -c 4096 "$dir/a.mem" >"$dir/short.mem"
+	for m in "trunc.state a.mem checksum mismatch" "flip.state a.mem checksum mismatch" \
+		"ver.state a.mem format version 9" "arch.state a.mem written for aarch64" \
+		"a.state short.mem 4096 bytes"; do
+		set -- $m
+		local pat=${m#* * }
+		snap_refused snapshot-bad "$sock" "$dir/$1" "$dir/$2" "$pat" || return
+		msgs+=("$refusal")
+	done
+	pass snapshot-corrupt "truncated, bit-flipped, wrong version, wrong architecture and short memory file refused; e.g. ${msgs[0]}"
+}

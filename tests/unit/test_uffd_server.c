@@ -1,0 +1,800 @@
+/* Unit tests for migration/uffd_server.c on real userfaultfd memory: pages read in any order
+ * from another thread match the memory file; poisoned pages raise SIGBUS before, during and after
+ * the fill (and once the range is unregistered); the background fill completes alone; a failing
+ * source leaves no thread waiting and no page reading zeros; 2 MiB hugetlb pages; the thread
+ * under its seccomp filter. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/memfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "seccomp_filter.h"
+#include "uffd_compat.h"
+#include "uffd_server.h"
+
+#define PAGE 4096ull
+#define HUGE (2ull << 20)
+#define MIB (1ull << 20)
+#define TIMEOUT_MS 20000 /* no step should come near it; a hang fails instead of blocking */
+
+/* ASan's own SIGBUS handler would report the test's deliberate faults as crashes. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "handle_sigbus=0";
+}
+
+/* The word at byte offset off of every test's memory file: differs in every word of every page. */
+static uint64_t pattern(uint64_t off)
+{
+	return off * 0x9e3779b97f4a7c15ull ^ 0x6b696c6e2d756666ull;
+}
+
+/* A memory file of size bytes (a memfd: no disk), each word its pattern except in the hole
+ * [hole, hole+hole_len), left sparse. */
+static int memory_file(uint64_t size, uint64_t hole, uint64_t hole_len)
+{
+	int fd = memfd_create("kiln-test-memory-file", MFD_CLOEXEC);
+	uint64_t *buf = malloc(MIB);
+
+	assert_true(fd >= 0);
+	assert_non_null(buf);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	for (uint64_t off = 0; off < size; off += MIB) {
+		uint64_t len = size - off < MIB ? size - off : MIB;
+
+		for (uint64_t w = 0; w < len / 8; w++)
+			buf[w] = off + w * 8 >= hole && off + w * 8 < hole + hole_len ? 0 :
+				 pattern(off + w * 8);
+		if (off + len <= hole || off >= hole + hole_len)
+			assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+	}
+	free(buf);
+	return fd;
+}
+
+/* Fresh guest RAM: a memfd (hugetlb when huge) mapped MAP_SHARED; NULL when hugetlb fails. */
+static uint8_t *ram(uint64_t size, bool huge, int *fd)
+{
+	uint8_t *p;
+
+	*fd = memfd_create("kiln-test-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
+	if (*fd < 0 || ftruncate(*fd, (off_t)size) < 0)
+		return NULL;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* --- reading with SIGBUS caught, on any thread --- */
+
+static _Thread_local sigjmp_buf *volatile bus_jump; /* volatile: the handler reads it */
+static _Thread_local volatile int bus_code;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (bus_jump) {
+		bus_code = si->si_code;
+		siglongjmp(*bus_jump, 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* cmocka puts its own SIGBUS handler in place for each test: the test's goes over it. */
+static void catch_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* What check_page says of a page whose read raised the SIGBUS of a poison marker: si_code
+ * BUS_MCEERR_AR, or BUS_ADRERR on a kernel without CONFIG_MEMORY_FAILURE (as on this host). */
+#define POISONED 1
+
+/* Reads the page at p and compares it with the file at offset off: 0 when equal (zeros when
+ * zero), -1 when not, POISONED, or 100 + the si_code of another SIGBUS. */
+static int check_page(const uint8_t *p, uint64_t off, uint64_t len, bool zero)
+{
+	sigjmp_buf jump;
+	const volatile uint64_t *w = (const volatile uint64_t *)p;
+
+	if (sigsetjmp(jump, 1)) {
+		bus_jump = NULL;
+		return bus_code == BUS_MCEERR_AR || bus_code == BUS_ADRERR ? POISONED : 100 + bus_code;
+	}
+	bus_jump = &jump;
+	for (uint64_t i = 0; i < len / 8; i++) {
+		if (w[i] != (zero ? 0 : pattern(off + i * 8))) {
+			bus_jump = NULL;
+			return -1;
+		}
+	}
+	bus_jump = NULL;
+	return 0;
+}
+
+/* A thread reading pages in a random order; for each, what check_page said. */
+struct reader {
+	const uint8_t *host;
+	uint64_t page_size, nr_pages;
+	uint64_t first;       /* read first, then the others */
+	int *result;          /* per page */
+	pthread_t thread;
+	volatile bool finished;
+};
+
+static void *read_pages(void *arg)
+{
+	struct reader *r = arg;
+	uint64_t *order = malloc(r->nr_pages * sizeof(*order)), x = 0x2545f4914f6cdd1dull;
+
+	for (uint64_t i = 0; i < r->nr_pages; i++)
+		order[i] = i;
+	for (uint64_t i = r->nr_pages - 1; i > 0; i--) { /* Fisher-Yates, xorshift64 */
+		uint64_t j, t;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		j = x % (i + 1);
+		t = order[i], order[i] = order[j], order[j] = t;
+	}
+	for (uint64_t i = 0; i < r->nr_pages; i++) {
+		if (order[i] == r->first) /* read first instead */
+			order[i] = order[0];
+	}
+	order[0] = r->first;
+	for (uint64_t i = 0; i < r->nr_pages; i++)
+		r->result[order[i]] = check_page(r->host + order[i] * r->page_size,
+						 order[i] * r->page_size, r->page_size, false);
+	free(order);
+	r->finished = true;
+	return NULL;
+}
+
+static void reader_start(struct reader *r, const uint8_t *host, uint64_t page_size,
+			 uint64_t nr_pages, uint64_t first)
+{
+	*r = (struct reader){ .host = host, .page_size = page_size, .nr_pages = nr_pages,
+			      .first = first };
+	r->result = calloc(nr_pages, sizeof(int));
+	assert_non_null(r->result);
+	assert_int_equal(pthread_create(&r->thread, NULL, read_pages, r), 0);
+}
+
+/* Joins the reader, failing (not hanging) when it is stuck on a page. */
+static void reader_join(struct reader *r)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += TIMEOUT_MS / 1000;
+	if (pthread_timedjoin_np(r->thread, NULL, &t) != 0)
+		fail_msg("the reading thread hangs on a page");
+}
+
+/* Waits for the server's end through its event fd (as the owner's event loop would). */
+static int server_ended(struct uffd_server *s)
+{
+	struct pollfd p = { .fd = uffd_server_event_fd(s), .events = POLLIN };
+
+	if (poll(&p, 1, TIMEOUT_MS) != 1)
+		fail_msg("the page server did not end within %d ms", TIMEOUT_MS);
+	return uffd_server_wait_done(s);
+}
+
+static void start_ok(struct uffd_server *s, uint8_t *host, uint64_t size, uint64_t page_size,
+		     struct page_source src, const struct uffd_range *poison, size_t nr)
+{
+	struct uffd_server_config c = { .host = host, .size = size, .page_size = page_size,
+					.source = src, .poison = poison, .nr_poison = nr };
+	char err[256] = "";
+
+	if (uffd_server_start(s, &c, err, sizeof(err)) != 0)
+		fail_msg("uffd_server_start: %s", err);
+}
+
+static void assert_stats_add_up(struct uffd_server *s, uint64_t poisoned)
+{
+	struct uffd_server_stats st;
+
+	uffd_server_stats(s, &st);
+	assert_true(st.done);
+	assert_int_equal(st.poisoned_pages, poisoned);
+	assert_int_equal(st.fault_pages + st.background_pages + st.poisoned_pages + st.lost_pages,
+			 st.pages);
+	assert_true(st.fault_pages <= st.faults);
+	assert_true(st.fault_ns_max <= st.fault_ns_total);
+	assert_true(st.fault_ns_p50 <= st.fault_ns_p99);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* A source that holds every read until the test opens it. */
+struct gate {
+	struct page_source inner;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open;
+	pid_t waiter;         /* the thread id of the first reader to wait, 0 before */
+};
+
+static int gated_read(void *opaque, uint64_t off, void *dst, size_t len)
+{
+	struct gate *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	if (!g->waiter) {
+		g->waiter = gettid();
+		pthread_cond_broadcast(&g->cond);
+	}
+	while (!g->open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	return g->inner.read(g->inner.opaque, off, dst, len);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Each test's server and gate, torn down even when the test fails half-way: a server thread
+ * left running would write into a later test's stack. */
+struct fixture {
+	struct uffd_server server;
+	struct gate gate;
+	long hugepages_old;   /* nr_hugepages before the test raised it, or -1 */
+};
+
+static const char nr_hugepages_path[] = "/proc/sys/vm/nr_hugepages";
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f && fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static bool write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok = f && fprintf(f, "%ld\n", v) > 0;
+
+	return f && fclose(f) == 0 && ok;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	pthread_mutex_init(&f->gate.lock, NULL);
+	pthread_cond_init(&f->gate.cond, NULL);
+	f->hugepages_old = -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	gate_open(&f->gate);
+	uffd_server_cancel(&f->server); /* no-ops after a test that stopped its server */
+	uffd_server_stop(&f->server);
+	if (f->hugepages_old >= 0 && read_long(nr_hugepages_path) != f->hugepages_old &&
+	    !write_long(nr_hugepages_path, f->hugepages_old))
+		fprintf(stderr, "cannot put %s back to %ld\n", nr_hugepages_path, f->hugepages_old);
+	free(f);
+	return 0;
+}
+
+/* --- 4 KiB pages --- */
+
+static void uffd_server_random_reads_match_file_and_poison_raises_sigbus(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 64 * MIB, n = size / PAGE;
+	const struct uffd_range poison[] = {
+		{ 5 * PAGE, PAGE }, { 1000 * PAGE, 3 * PAGE }, { 1001 * PAGE, PAGE } /* overlap */,
+		{ size - PAGE, PAGE },
+	};
+	struct uffd_server_stats st;
+	struct reader r;
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	start_ok(s, host, size, PAGE, page_source_file(file), poison, 4);
+	reader_start(&r, host, PAGE, n, n / 2);
+	reader_join(&r);
+	for (uint64_t p = 0; p < n; p++) {
+		bool poisoned = p == 5 || (p >= 1000 && p < 1003) || p == n - 1;
+
+		if (r.result[p] != (poisoned ? POISONED : 0))
+			fail_msg("page %" PRIu64 ": %d", p, r.result[p]);
+	}
+	assert_int_equal(server_ended(s), 0);
+	assert_stats_add_up(s, 5);
+	uffd_server_stats(s, &st);
+	assert_true(st.faults > 0);
+	print_message("    %" PRIu64 " faults (%" PRIu64 " pages), %" PRIu64 " in the background; "
+		      "fault service: mean %.1f us, p50 < %.1f us, p99 < %.1f us, max %.1f us\n",
+		      st.faults, st.fault_pages, st.background_pages,
+		      (double)st.fault_ns_total / (double)st.faults / 1e3, st.fault_ns_p50 / 1e3,
+		      st.fault_ns_p99 / 1e3, st.fault_ns_max / 1e3);
+	/* Unregistered and closed now: the markers outlive the registration, the data stays. */
+	assert_int_equal(s->uffd, -1);
+	assert_int_equal(check_page(host + 5 * PAGE, 5 * PAGE, PAGE, false), POISONED);
+	assert_int_equal(check_page(host + 1002 * PAGE, 1002 * PAGE, PAGE, false), POISONED);
+	assert_int_equal(check_page(host + size - PAGE, size - PAGE, PAGE, false), POISONED);
+	assert_int_equal(check_page(host + 4 * PAGE, 4 * PAGE, PAGE, false), 0);
+	assert_int_equal(check_page(host + 1003 * PAGE, 1003 * PAGE, PAGE, false), 0);
+	uffd_server_stop(s);
+	free(r.result);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+static void uffd_server_poison_raises_sigbus_before_any_page_is_served(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 4 * MIB;
+	const struct uffd_range poison = { 7 * PAGE, PAGE };
+	struct uffd_server_stats st;
+	struct reader r;
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+	char name[16] = "";
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	f->gate.inner = page_source_file(file);
+	start_ok(s, host, size, PAGE, (struct page_source){ gated_read, &f->gate }, &poison, 1);
+	/* The thread sits in its first background read; a fault waits behind it. */
+	reader_start(&r, host, PAGE, size / PAGE, 3);
+	nanosleep(&pause, NULL);
+	assert_false(r.finished);
+	assert_int_equal(check_page(host + 7 * PAGE, 7 * PAGE, PAGE, false), POISONED);
+	uffd_server_stats(s, &st);
+	assert_int_equal(st.fault_pages + st.background_pages, 0);
+	assert_false(st.done);
+	assert_int_equal(pthread_getname_np(s->thread, name, sizeof(name)), 0);
+	assert_string_equal(name, "kiln-uffd");
+	gate_open(&f->gate);
+	reader_join(&r);
+	for (uint64_t p = 0; p < size / PAGE; p++)
+		assert_int_equal(r.result[p], p == 7 ? POISONED : 0);
+	assert_int_equal(server_ended(s), 0);
+	assert_stats_add_up(s, 1);
+	assert_int_equal(check_page(host + 7 * PAGE, 7 * PAGE, PAGE, false), POISONED);
+	uffd_server_stop(s);
+	free(r.result);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+static void uffd_server_background_fill_alone_completes(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 256 * MIB, hole = 100 * MIB, hole_len = MIB;
+	const struct uffd_range poison = { 3 * MIB, 2 * PAGE };
+	struct uffd_server_stats st;
+	struct timespec t0;
+	double secs;
+	int file = memory_file(size, hole, hole_len), mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start_ok(s, host, size, PAGE, page_source_file(file), &poison, 1);
+	assert_int_equal(server_ended(s), 0);
+	secs = seconds_since(&t0);
+	assert_stats_add_up(s, 2);
+	uffd_server_stats(s, &st);
+	assert_int_equal(st.faults, 0);
+	assert_int_equal(st.background_pages, size / PAGE - 2);
+	print_message("    background fill: %" PRIu64 " pages (%" PRIu64 " MiB) in %.3f s: %.0f "
+		      "pages/s, %.0f MiB/s\n", st.background_pages, (uint64_t)(size / MIB), secs,
+		      (double)st.background_pages / secs, (double)(size / MIB) / secs);
+	for (uint64_t off = 0; off < size; off += PAGE) {
+		bool poisoned = off >= 3 * MIB && off < 3 * MIB + 2 * PAGE;
+		int want = poisoned ? POISONED : 0;
+
+		/* The file's hole reads as zeros: sparse, not lost. */
+		if (check_page(host + off, off, PAGE, off >= hole && off < hole + hole_len) != want)
+			fail_msg("offset 0x%" PRIx64, off);
+	}
+	uffd_server_stop(s);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+/* The memory file ends at half the memory: the source fails for the other half. */
+static void uffd_server_failing_source_releases_faulter_with_sigbus(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 64 * MIB, n = size / PAGE;
+	struct uffd_server_stats st;
+	struct reader r;
+	uint64_t good = 0, lost = 0, one;
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	assert_int_equal(ftruncate(file, (off_t)(size / 2)), 0);
+	start_ok(s, host, size, PAGE, page_source_file(file), NULL, 0);
+	reader_start(&r, host, PAGE, n, n - 1); /* the last page first: beyond the file */
+	reader_join(&r);
+	assert_int_equal(r.result[n - 1], POISONED);
+	assert_int_equal(server_ended(s), -EIO);
+	assert_int_equal(read(uffd_server_event_fd(s), &one, sizeof(one)), sizeof(one));
+	/* Every page either holds its data or raises SIGBUS: none reads as zeros. */
+	for (uint64_t p = 0; p < n; p++) {
+		if (r.result[p] == 0)
+			good++;
+		else if (r.result[p] == POISONED)
+			lost++;
+		else
+			fail_msg("page %" PRIu64 ": %d", p, r.result[p]);
+		assert_true(p < n / 2 || r.result[p] != 0);
+	}
+	uffd_server_stats(s, &st);
+	assert_int_equal(st.error, -EIO);
+	assert_stats_add_up(s, 0);
+	assert_int_equal(st.lost_pages, lost);
+	assert_int_equal(st.fault_pages + st.background_pages, good);
+	assert_true(lost >= n / 2);
+	assert_int_equal(s->uffd, -1); /* nothing left missing: closed */
+	uffd_server_stop(s);
+	free(r.result);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+static void uffd_server_cancel_ends_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 4 * MIB;
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	f->gate.inner = page_source_file(file);
+	start_ok(s, host, size, PAGE, (struct page_source){ gated_read, &f->gate }, NULL, 0);
+	uffd_server_cancel(s);
+	gate_open(&f->gate); /* lets the first background read finish; the cancel is seen next */
+	assert_int_equal(server_ended(s), -ECANCELED);
+	uffd_server_stop(s);
+	munmap(host, size); /* unmapped unread, as the owner tearing the VM down does */
+	close(mem);
+	close(file);
+}
+
+static void uffd_server_start_refuses_bad_ranges(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	static const struct {
+		struct uffd_range r;
+		const char *says;
+	} bad[] = {
+		{ { 100, PAGE }, "is not whole 4 KiB pages" },
+		{ { PAGE, 100 }, "is not whole 4 KiB pages" },
+		{ { PAGE, 0 }, "is not whole 4 KiB pages" },
+		{ { 4 * MIB, PAGE }, "lies outside the 0x400000 bytes of memory" },
+		{ { 4 * MIB - PAGE, 2 * PAGE }, "lies outside" },
+		{ { UINT64_MAX - PAGE + 1, 2 * PAGE }, "lies outside" },
+	};
+	const uint64_t size = 4 * MIB;
+	char err[256];
+	int file = memory_file(PAGE, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+	struct uffd_server_config c = { .host = host, .size = size, .page_size = PAGE,
+					.source = page_source_file(file), .nr_poison = 1 };
+
+	catch_sigbus();
+	assert_non_null(host);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.poison = &bad[i].r;
+		err[0] = '\0';
+		assert_int_equal(uffd_server_start(s, &c, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[i].says))
+			fail_msg("range %zu: \"%s\"", i, err);
+		assert_int_equal(s->uffd, -1);
+		uffd_server_stop(s); /* a no-op after a failed start */
+	}
+	c.poison = NULL;
+	c.page_size = 8192;
+	assert_int_equal(uffd_server_start(s, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "expected whole aligned 4 KiB or 2 MiB pages"));
+	/* A page already present: the memory is not fresh. */
+	c.page_size = PAGE;
+	c.poison = &(struct uffd_range){ 0, PAGE };
+	host[0] = 1;
+	assert_int_equal(uffd_server_start(s, &c, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "the memory must be fresh"));
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+/* --- a kernel that cannot place poison markers, faked --- */
+
+/* What the faked kernel lacks: the feature at UFFDIO_API, or the ioctl at UFFDIO_REGISTER. */
+static enum { REAL_KERNEL, NO_POISON_FEATURE, NO_POISON_IOCTL } kernel = REAL_KERNEL;
+
+/* uffd_server.o's ioctls come here (-Wl,--wrap=ioctl); all go through to the kernel. */
+int __real_ioctl(int fd, unsigned long req, ...);
+int __wrap_ioctl(int fd, unsigned long req, ...);
+int __wrap_ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	int ret;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (req == UFFDIO_API && kernel == NO_POISON_FEATURE &&
+	    (((struct uffdio_api *)arg)->features & UFFD_FEATURE_POISON)) {
+		errno = EINVAL; /* as before Linux 6.6 */
+		return -1;
+	}
+	ret = __real_ioctl(fd, req, arg);
+	if (ret == 0 && req == UFFDIO_REGISTER && kernel == NO_POISON_IOCTL)
+		((struct uffdio_register *)arg)->ioctls &= ~(1ull << _UFFDIO_POISON);
+	return ret;
+}
+
+static void uffd_server_start_refuses_poison_without_kernel_support(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	static const char says[] = "this kernel cannot preserve poisoned pages (no "
+		"UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches for 6.1)";
+	const uint64_t size = 4 * MIB;
+	const struct uffd_range poison = { PAGE, PAGE };
+	char err[256];
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+	struct uffd_server_config c = { .host = host, .size = size, .page_size = PAGE,
+					.source = page_source_file(file), .poison = &poison,
+					.nr_poison = 1 };
+
+	catch_sigbus();
+	assert_non_null(host);
+	for (kernel = NO_POISON_FEATURE; kernel <= NO_POISON_IOCTL; kernel++) {
+		err[0] = '\0';
+		assert_int_equal(uffd_server_start(s, &c, err, sizeof(err)), -EOPNOTSUPP);
+		assert_string_equal(err, says);
+	}
+	/* Without poison to place, such a kernel serves the memory all the same. */
+	kernel = NO_POISON_FEATURE;
+	c.nr_poison = 0;
+	assert_int_equal(uffd_server_start(s, &c, err, sizeof(err)), 0);
+	kernel = REAL_KERNEL;
+	assert_int_equal(server_ended(s), 0);
+	assert_int_equal(check_page(host + PAGE, PAGE, PAGE, false), 0);
+	uffd_server_stop(s);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+/* --- 2 MiB hugetlb pages --- */
+
+static void uffd_server_hugetlb_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 8 * HUGE, n = size / HUGE;
+	const struct uffd_range poison = { 5 * HUGE, HUGE };
+	long old = read_long(nr_hugepages_path),
+	     free_pages = read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+	struct reader r;
+	int file, mem;
+	uint8_t *host;
+
+	catch_sigbus();
+	if (old >= 0 && free_pages >= 0 && free_pages < (long)n) {
+		f->hugepages_old = old; /* the teardown puts it back */
+		write_long(nr_hugepages_path, old + (long)n - free_pages);
+	}
+	host = ram(size, true, &mem);
+	if (!host) {
+		print_message("    skipped: the host has fewer than %" PRIu64 " free 2 MiB hugepages, "
+			      "and %s cannot be raised\n", n, nr_hugepages_path);
+		skip();
+	}
+	file = memory_file(size, 0, 0);
+	start_ok(s, host, size, HUGE, page_source_file(file), &poison, 1);
+	reader_start(&r, host, HUGE, n, 2);
+	reader_join(&r);
+	for (uint64_t p = 0; p < n; p++)
+		assert_int_equal(r.result[p], p == 5 ? POISONED : 0);
+	assert_int_equal(server_ended(s), 0);
+	assert_stats_add_up(s, 1);
+	assert_int_equal(check_page(host + 5 * HUGE + 4 * PAGE, 5 * HUGE + 4 * PAGE, PAGE, false),
+			 POISONED);
+	uffd_server_stop(s);
+	free(r.result);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+/* --- under the seccomp filters --- */
+
+/* The number of seccomp filters on thread tid of this process, or -1. */
+static int seccomp_filters_of(pid_t tid)
+{
+	char path[64], text[4096], *at;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	at = strstr(text, "Seccomp_filters:");
+	return at ? atoi(at + strlen("Seccomp_filters:")) : -1;
+}
+
+/* In a child: the main filter on its main thread (as kiln has when it restores), the server's
+ * thread with its own on top, counted by the kernel while it waits at the gate; then it serves
+ * every page and ends; then a second server fails (its memory file cut short), logs and
+ * poisons what it could not serve. The exit code says which step failed. */
+static int serve_under_filters(struct fixture *f)
+{
+	const uint64_t size = 16 * MIB, n = size / PAGE;
+	const struct uffd_range poison = { 9 * PAGE, PAGE };
+	struct uffd_server_config c = { .size = size, .page_size = PAGE, .poison = &poison,
+					.nr_poison = 1, .seccomp = true,
+					.source = { gated_read, &f->gate } };
+	struct reader r = { .page_size = PAGE, .nr_pages = n, .first = n - 2 };
+	char err[256];
+	int file = memory_file(size, 0, 0), mem, filters;
+
+	f->gate.inner = page_source_file(file);
+	c.host = ram(size, false, &mem);
+	r.host = c.host;
+	r.result = calloc(n, sizeof(int));
+	if (!c.host || !r.result || seccomp_filter_install(SECCOMP_MAIN) < 0)
+		return 2;
+	if (uffd_server_start(&f->server, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "uffd_server_start: %s\n", err);
+		return 3;
+	}
+	pthread_mutex_lock(&f->gate.lock);
+	while (!f->gate.waiter)
+		pthread_cond_wait(&f->gate.cond, &f->gate.lock);
+	pthread_mutex_unlock(&f->gate.lock);
+	filters = seccomp_filters_of(f->gate.waiter);
+	if (filters != 2) {
+		fprintf(stderr, "the uffd thread has %d seccomp filters, not 2\n", filters);
+		return 4;
+	}
+	gate_open(&f->gate);
+	if (pthread_create(&r.thread, NULL, read_pages, &r) != 0)
+		return 5;
+	pthread_join(r.thread, NULL);
+	for (uint64_t p = 0; p < n; p++)
+		if (r.result[p] != (p == 9 ? POISONED : 0))
+			return 6;
+	if (uffd_server_wait_done(&f->server) != 0)
+		return 7;
+	uffd_server_stop(&f->server); /* joins the thread, which ended under its filter */
+	c.host = ram(size, false, &mem);
+	c.source = page_source_file(file);
+	if (!c.host || ftruncate(file, (off_t)(size / 2)) < 0 ||
+	    uffd_server_start(&f->server, &c, err, sizeof(err)) < 0)
+		return 8;
+	if (check_page(c.host + size - PAGE, size - PAGE, PAGE, false) != POISONED ||
+	    uffd_server_wait_done(&f->server) != -EIO)
+		return 9;
+	uffd_server_stop(&f->server);
+	return 0;
+}
+
+static void uffd_server_thread_runs_under_its_seccomp_filter(void **state)
+{
+	struct fixture *f = *state;
+	int p[2], status;
+	char out[512] = "";
+	ssize_t got;
+	pid_t pid;
+
+	catch_sigbus();
+#if defined(__SANITIZE_ADDRESS__)
+	print_message("    skipped here: ASan's runtime makes calls kiln's filters refuse; "
+		      "build/unit/test_uffd_server_seccomp runs this test without sanitizers\n");
+	skip();
+#endif
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], STDERR_FILENO);
+		_exit(serve_under_filters(f)); /* no atexit handlers under a filter */
+	}
+	close(p[1]);
+	got = read(p[0], out, sizeof(out) - 1);
+	out[got > 0 ? got : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the child ended with status 0x%x; stderr: %s", status, out);
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(uffd_server_random_reads_match_file_and_poison_raises_sigbus),
+		TEST(uffd_server_poison_raises_sigbus_before_any_page_is_served),
+		TEST(uffd_server_background_fill_alone_completes),
+		TEST(uffd_server_failing_source_releases_faulter_with_sigbus),
+		TEST(uffd_server_cancel_ends_at_once),
+		TEST(uffd_server_start_refuses_bad_ranges),
+		TEST(uffd_server_start_refuses_poison_without_kernel_support),
+		TEST(uffd_server_hugetlb_pages),
+		TEST(uffd_server_thread_runs_under_its_seccomp_filter),
+	};
+
+	return cmocka_run_group_tests_name("uffd_server.c", tests, NULL, NULL);
+}

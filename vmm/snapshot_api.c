@@ -1,0 +1,184 @@
+/* PUT /snapshot/create and PUT /snapshot/load, on the event loop thread: Firecracker's bodies
+ * checked and turned into migration/snapshot.c's calls. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "snapshot.h"
+#include "vmm.h"
+
+#define PAUSE_TIMEOUT_MS 5000
+
+static const char *str(json_t *body, const char *key)
+{
+	return json_string_value(json_object_get(body, key));
+}
+
+void api_snapshot_create(struct vmm *m, struct api *a, struct api_call *c)
+{
+	const char *type = str(c->body, "snapshot_type");
+	char err[1024];
+	int ret;
+
+	(void)a;
+	ret = snapshot_create(m->vm, type && !strcmp(type, "Diff") ? SNAPSHOT_DIFF : SNAPSHOT_FULL,
+			      str(c->body, "snapshot_path"), str(c->body, "mem_file_path"), err,
+			      sizeof(err));
+	if (ret < 0) {
+		log_error("CreateSnapshot: %s", err);
+		api_reply_fault(&c->reply, "CreateSnapshot: %s", err);
+		return;
+	}
+	log_info("snapshot written: %s, memory %s", str(c->body, "snapshot_path"),
+		 str(c->body, "mem_file_path"));
+	api_reply_json(&c->reply, 204, NULL);
+}
+
+/* network_overrides and vsock_override, applied to the snapshot's configuration. */
+static int apply_overrides(struct vm_config *cfg, json_t *body, char *err, size_t errlen)
+{
+	json_t *nets = json_object_get(body, "network_overrides"), *o, *vs;
+	size_t i, j;
+
+	json_array_foreach(nets, i, o) {
+		const char *id = str(o, "iface_id");
+		json_t *iface, *found = NULL;
+
+		json_array_foreach(cfg->network_interfaces, j, iface)
+			if (!strcmp(str(iface, "iface_id"), id))
+				found = iface;
+		if (!found) {
+			snprintf(err, errlen, "network_overrides[%zu]: the snapshot has no network "
+				 "interface \"%s\"", i, id);
+			return -EINVAL;
+		}
+		json_object_set(found, "host_dev_name", json_object_get(o, "host_dev_name"));
+	}
+	vs = json_object_get(body, "vsock_override");
+	if (vs) {
+		if (!cfg->vsock) {
+			snprintf(err, errlen, "vsock_override: the snapshot has no vsock device");
+			return -EINVAL;
+		}
+		json_object_set(cfg->vsock, "uds_path", json_object_get(vs, "uds_path"));
+	}
+	return config_check_devices(cfg, err, errlen);
+}
+
+/* Which memory file the body names, or NULL with err set. */
+static const char *mem_file(json_t *body, char *err, size_t errlen)
+{
+	json_t *backend = json_object_get(body, "mem_backend");
+	const char *path = str(body, "mem_file_path");
+
+	if (backend && path) {
+		snprintf(err, errlen, "give mem_backend or mem_file_path, not both");
+		return NULL;
+	}
+	if (!backend && !path) {
+		snprintf(err, errlen, "missing mem_backend (or the deprecated mem_file_path)");
+		return NULL;
+	}
+	if (path)
+		return path;
+	if (strcmp(str(backend, "backend_type"), "File") != 0) {
+		snprintf(err, errlen, "mem_backend.backend_type \"%s\" is not supported by kiln yet "
+			 "(File is)", str(backend, "backend_type"));
+		return NULL;
+	}
+	return str(backend, "backend_path");
+}
+
+static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
+{
+	const char *huge = str(body, "huge_pages"), *mem;
+	struct snapshot_image *img;
+	struct vm_config cfg;
+	struct vm *vm;
+	int ret;
+
+	if (json_is_true(json_object_get(body, "clock_realtime"))) {
+		snprintf(err, errlen, "clock_realtime is not supported by kiln yet");
+		return -EINVAL;
+	}
+	if (huge && strcmp(huge, "Snapshot") != 0) {
+		snprintf(err, errlen, "huge_pages \"%s\": kiln restores the snapshot's own page size "
+			 "only (\"Snapshot\")", huge);
+		return -EINVAL;
+	}
+	if (json_is_true(json_object_get(body, "track_dirty_pages")) ||
+	    json_is_true(json_object_get(body, "enable_diff_snapshots"))) {
+		snprintf(err, errlen, "track_dirty_pages: Diff snapshots are not supported by kiln "
+			 "yet");
+		return -EINVAL;
+	}
+	if (!(mem = mem_file(body, err, errlen)))
+		return -EINVAL;
+	img = calloc(1, sizeof(*img));
+	vm = calloc(1, sizeof(*vm));
+	if (!img || !vm) {
+		free(img);
+		free(vm);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	config_init(&cfg);
+	ret = snapshot_open(img, &cfg, str(body, "snapshot_path"), mem, err, errlen);
+	if (ret == 0)
+		ret = apply_overrides(&cfg, body, err, errlen);
+	if (ret < 0) {
+		config_free(&cfg);
+		snapshot_close(img);
+		free(img);
+		free(vm);
+		return ret;
+	}
+	/* The snapshot brings the machine and its devices; this process keeps its own logger,
+	 * metrics and serial output. */
+	{
+		struct logger_config l = cfg.logger;
+		struct serial_config s = cfg.serial;
+		struct metrics_config mc = cfg.metrics;
+
+		cfg.logger = m->cfg.logger, m->cfg.logger = l;
+		cfg.serial = m->cfg.serial, m->cfg.serial = s;
+		cfg.metrics = m->cfg.metrics, m->cfg.metrics = mc;
+	}
+	config_free(&m->cfg);
+	m->cfg = cfg;
+	log_clear_last_error();
+	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer, img);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot restore the microVM: %s",
+			 log_last_error()[0] ? log_last_error() : strerror(-ret));
+		snapshot_close(img);
+		free(img);
+		free(vm);
+		return ret;
+	}
+	m->vm = vm;
+	m->snapshot = img;
+	vm->seccomp = m->seccomp;
+	ret = vm_start(vm, !json_is_true(json_object_get(body, "resume_vm")));
+	if (ret < 0)
+		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
+	return ret;
+}
+
+void api_snapshot_load(struct vmm *m, struct api *a, struct api_call *c)
+{
+	char err[1024];
+
+	(void)a;
+	if (load(m, c->body, err, sizeof(err)) < 0) {
+		log_error("LoadSnapshot: %s", err);
+		api_reply_fault(&c->reply, "LoadSnapshot: %s", err);
+		return;
+	}
+	log_info("microVM restored from %s (%s)", str(c->body, "snapshot_path"),
+		 m->vm->state == VM_PAUSED ? "paused" : "running");
+	api_reply_json(&c->reply, 204, NULL);
+}

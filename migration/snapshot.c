@@ -14,10 +14,12 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "capabilities.h"
 #include "device_state.h"
 #include "kvm_state_x86_64.h"
 #include "le.h"
 #include "log.h"
+#include "uffd_external.h"
 #include "uffd_server.h"
 #include "vm.h"
 
@@ -355,15 +357,35 @@ static int count_poison(const struct snapshot_image *img, size_t *nr, char *err,
 	return ret < 0 ? fail(err, errlen, "the poison log section is malformed") : 0;
 }
 
-int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
-		  const char *mem_path, char *err, size_t errlen)
+/*
+ * An external handler fills pages with UFFDIO_COPY; on kernels where that erases a poison marker,
+ * a handler that copies every page would silently make the poisoned ones readable.
+ */
+static int check_external_poison(size_t nr_poison, char *why, size_t len)
 {
-	char why[256];
+	char probe[256] = "";
+	int refuses;
+
+	if (nr_poison == 0)
+		return 0;
+	refuses = capabilities_uffd_copy_refuses_poison(probe, sizeof(probe));
+	if (refuses == 1)
+		return 0;
+	snprintf(why, len, "it has %zu poisoned range(s) and on this kernel UFFDIO_COPY %s, so a "
+		 "page-fault handler could turn them readable again (GET /capabilities: "
+		 "uffd_copy_refuses_poison); load it with the File backend, which never copies onto "
+		 "a poisoned page", nr_poison, refuses == 0 ? "erases a poison marker" : probe);
+	return -EOPNOTSUPP;
+}
+
+int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
+		  const char *mem_path, const char *uffd_socket, char *err, size_t errlen)
+{
+	char why[512];
 	struct stat st;
-	size_t nr_poison;
+	size_t nr_poison = 0;
 	int ret;
 
-	(void)nr_poison;
 	*img = (struct snapshot_image){ .mem_fd = -1 };
 	ret = state_read_file(state_path, &img->buf, &img->len, &img->view, why, sizeof(why));
 	if (ret < 0) {
@@ -375,11 +397,17 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 		ret = check_config(img, cfg, state_path, why, sizeof(why));
 	if (ret == 0)
 		ret = count_poison(img, &nr_poison, why, sizeof(why));
+	if (ret == 0 && uffd_socket)
+		ret = check_external_poison(nr_poison, why, sizeof(why));
+	if (ret == 0 && uffd_socket && !(img->uffd_socket = strdup(uffd_socket)))
+		ret = fail(why, sizeof(why), "out of memory");
 	if (ret < 0) {
 		snprintf(err, errlen, "snapshot %s refused: %s", state_path, why);
 		snapshot_close(img);
 		return ret;
 	}
+	if (uffd_socket)
+		return 0; /* the handler reads the memory file, and checks it if it wants */
 	img->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
 	if (img->mem_fd < 0 || fstat(img->mem_fd, &st) < 0) {
 		ret = -errno;
@@ -399,6 +427,7 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 void snapshot_close(struct snapshot_image *img)
 {
 	free(img->buf);
+	free(img->uffd_socket);
 	if (img->mem_fd >= 0)
 		close(img->mem_fd);
 	*img = (struct snapshot_image){ .mem_fd = -1 };
@@ -419,6 +448,7 @@ struct snapshot_pager {
 	uint8_t *chunk;          /* SNAPSHOT_CHUNK bytes: the last chunk read */
 	uint32_t cached;         /* its index, UINT32_MAX when none */
 	struct uffd_server server;
+	struct uffd_external external; /* instead of server, with mem_backend Uffd */
 	bool started;
 	bool watched;            /* its event fd is on the VM's loop */
 };
@@ -492,6 +522,54 @@ static void on_pager_event(void *opaque, int fd, uint32_t events)
 		 (unsigned long long)st.background_pages, (unsigned long long)st.poisoned_pages);
 }
 
+/* The page-fault handler went away: pages it never served can no longer be: every one becomes
+ * poisoned (a vCPU touching one takes a machine check, kiln's threads fail cleanly; nobody reads
+ * zeros or waits forever), and the VM is stopped. */
+static void on_handler_gone(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct snapshot_pager *p = vm->pager;
+	char err[256] = "";
+
+	(void)events;
+	event_loop_del(vm->loop, fd);
+	p->watched = false;
+	if (uffd_external_fail_all(&p->external, err, sizeof(err)) < 0)
+		log_error("the page-fault handler exited, and its missing pages cannot be poisoned "
+			  "(%s): threads touching them wait until kiln exits", err);
+	log_error("the page-fault handler at %s exited; guest memory can no longer be served "
+		  "(%llu pages were never served): the microVM is stopped", p->img->uffd_socket,
+		  (unsigned long long)p->external.lost_pages);
+	vm_request_exit(vm, VM_EXIT_ERROR);
+}
+
+static int start_external(struct vm *vm, struct snapshot_pager *p, const struct uffd_range *ranges,
+			  size_t nr)
+{
+	struct guest_memory *gm = &vm->mem;
+	char err[512];
+	int ret;
+
+	ret = uffd_external_start(&p->external, vm->restore->uffd_socket, gm->host, gm->page_size,
+				  gm->regions, gm->nr_regions, ranges, nr, err, sizeof(err));
+	if (ret < 0) {
+		log_error("restoring guest memory: %s", err);
+		return ret;
+	}
+	p->started = true;
+	vm->pager = p;
+	ret = event_loop_add(vm->loop, uffd_external_socket(&p->external), EPOLLIN | EPOLLRDHUP,
+			     on_handler_gone, vm);
+	if (ret < 0) {
+		log_error("restoring guest memory: event loop: %s", strerror(-ret));
+		snapshot_stop_memory(vm);
+		return ret;
+	}
+	p->watched = true;
+	log_info("guest memory is served by the page-fault handler at %s", vm->restore->uffd_socket);
+	return 0;
+}
+
 int snapshot_restore_poison(struct vm *vm)
 {
 	const struct state_section *s = state_find(&vm->restore->view, STATE_TAG_POISON, 0);
@@ -537,6 +615,13 @@ int snapshot_restore_memory(struct vm *vm)
 	pthread_mutex_unlock(&vm->poison.lock);
 	if (!ranges)
 		goto nomem;
+	if (vm->restore->uffd_socket) {
+		ret = start_external(vm, p, ranges, nr);
+		free(ranges);
+		if (ret < 0)
+			goto err_free;
+		return 0;
+	}
 	{
 		struct uffd_server_config sc = {
 			.host = gm->host,
@@ -571,6 +656,7 @@ nomem:
 	log_error("restoring guest memory: out of memory");
 err:
 	free(ranges);
+err_free:
 	if (p)
 		free(p->chunk);
 	free(p);
@@ -584,7 +670,12 @@ void snapshot_stop_memory(struct vm *vm)
 	if (!p)
 		return;
 	if (p->watched)
-		event_loop_del(vm->loop, uffd_server_event_fd(&p->server));
+		event_loop_del(vm->loop, p->img->uffd_socket ? uffd_external_socket(&p->external)
+							     : uffd_server_event_fd(&p->server));
+	if (p->started && p->img->uffd_socket) {
+		uffd_external_stop(&p->external);
+		p->started = false;
+	}
 	/* Nothing touches guest memory any more: it is about to be unmapped. */
 	if (p->started) {
 		uffd_server_cancel(&p->server);

@@ -39,18 +39,22 @@ struct snapshot_image {
 	uint64_t mem_size, page_size;
 	uint32_t nr_chunks;
 	const uint8_t *chunk_hashes; /* nr_chunks LE u64s inside buf */
-	int mem_fd;              /* the memory file, read-only */
+	int mem_fd;              /* the memory file, read-only; -1 with an external handler */
+	char *uffd_socket;       /* mem_backend Uffd: the page-fault handler's socket, else NULL */
 	bool resume;             /* resume_vm */
 };
 
 /*
- * Reads and checks state_path (format, checksum, sections, counts) and mem_path (its size),
- * and parses the snapshot's configuration into cfg (initialised by the caller), where the
- * restored VM will find it. Refuses a snapshot with poisoned pages when this kernel cannot
- * place poison markers. 0, or -errno with one line in err; img is then empty.
+ * Reads and checks state_path (format, checksum, sections, counts) and parses the snapshot's
+ * configuration into cfg (initialised by the caller), where the restored VM will find it.
+ * Memory comes from mem_path (its size is checked; kiln's uffd thread serves it) or, when
+ * uffd_socket is set instead, from the external page-fault handler listening there
+ * (Firecracker's protocol); a snapshot with poisoned pages is then refused unless this kernel's
+ * UFFDIO_COPY refuses to erase a poison marker. 0, or -errno with one line in err; img is then
+ * empty.
  */
 int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
-		  const char *mem_path, char *err, size_t errlen)
+		  const char *mem_path, const char *uffd_socket, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 void snapshot_close(struct snapshot_image *img);

@@ -124,7 +124,8 @@ static const struct seccomp_rule rules[] = {
 	SYS(uname, M, "GET /capabilities: kernel_release"),
 	SYS(memfd_create, M, "guest RAM; GET /capabilities probes hugetlb memfds"),
 	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON; PUT /memory/poison "
-			    "without MADV_HWPOISON; a lazy restore registers guest RAM (B)"),
+			    "without MADV_HWPOISON; a lazy restore registers guest RAM, for the uffd "
+			    "thread or an external page-fault handler (B)"),
 	SYS(getrandom, M, "virtio-rng fills guest buffers"),
 
 	/* --- events --- */
@@ -139,16 +140,20 @@ static const struct seccomp_rule rules[] = {
 	SYS(timerfd_settime, M | V, "virtio-vsock's connection timer (V: a device reset)"),
 
 	/* --- sockets: unix only --- */
-	EQ(socket, M, 0, AF_UNIX, "virtio-vsock: its listening socket, connections to host ports"),
+	EQ(socket, M, 0, AF_UNIX, "virtio-vsock: its listening socket, connections to host ports; "
+				  "PUT /snapshot/load with a Uffd backend: the page-fault handler's "
+				  "connection (B)"),
 	SYS(bind, B, "virtio-vsock's uds_path"),
 	SYS(listen, B, "virtio-vsock's uds_path"),
-	SYS(connect, M, "virtio-vsock connects to uds_path_PORT for the guest"),
+	SYS(connect, M, "virtio-vsock connects to uds_path_PORT for the guest; PUT /snapshot/load "
+			"connects to the page-fault handler's backend_path (B)"),
 	SYS(accept4, M | A, "API connections (A); host connections to vsock's uds_path (M)"),
 	EQ(getsockopt, B, 1, SOL_SOCKET, "libmicrohttpd checks the API socket's domain at start"),
 	SYS(getsockname, B, "libmicrohttpd checks the API socket at start"),
 	SYS(recvfrom, M | A, "HTTP requests (A); vsock reads its CONNECT line (M)"),
 	SYS(sendto, M | A, "HTTP replies (A); vsock (M)"),
-	SYS(sendmsg, M | A, "HTTP replies (A); vsock sends guest data to host sockets (M)"),
+	SYS(sendmsg, M | A, "HTTP replies (A); vsock sends guest data to host sockets (M); the "
+			    "memory layout and the userfaultfd to the page-fault handler (B)"),
 	SYS(shutdown, M | A, "libmicrohttpd ends connections (A) and its socket (M); vsock (M)"),
 
 	/* --- io_uring: virtio-blk's Async engine; each ring allows only READV, WRITEV, FSYNC --- */
@@ -221,18 +226,21 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(TCGETS, M, "the console: isatty and raw mode"),
 	IOCTL(TCSETS, M, "the console: raw mode, restored at exit"),
 	IOCTL(UFFDIO_API, M, "GET /capabilities: userfaultfd features; PUT /memory/poison; a lazy "
-			     "restore (B)"),
+			     "restore, by the uffd thread or a page-fault handler (B)"),
 	IOCTL(UFFDIO_REGISTER, M, "GET /capabilities: the poison probe; PUT /memory/poison "
 				  "registers the page it poisons; a lazy restore registers guest RAM "
 				  "(B)"),
 	IOCTL(UFFDIO_POISON, M | U, "GET /capabilities: the poison probe; PUT /memory/poison; a "
 				    "lazy restore keeps poisoned pages poisoned (B), and the uffd thread "
-				    "poisons the pages it cannot serve after a failure (U)"),
+				    "poisons the pages it cannot serve after a failure (U), the event "
+				    "loop those a page-fault handler that exited did not serve"),
 	IOCTL(UFFDIO_UNREGISTER, M | U, "PUT /memory/poison: the marker stays, the range goes; "
 					"the uffd thread once every page is in (U)"),
 	IOCTL(UFFDIO_COPY, M | U, "GET /capabilities: the poison probe; the uffd thread copies "
 				  "pages in (U)"),
-	IOCTL(UFFDIO_WAKE, B | U, "the uffd thread wakes a faulter whose page arrived another way"),
+	IOCTL(UFFDIO_WAKE, M | U, "the uffd thread wakes a faulter whose page arrived another way "
+				  "(U); the event loop wakes the waiters of a page-fault handler "
+				  "that exited, once their pages are poisoned"),
 };
 
 const struct seccomp_rule *seccomp_rules(unsigned *n)

@@ -159,7 +159,7 @@ static int uffd_open_api(uint64_t want, uint64_t *offered)
  * UFFDIO_COPY refuses (EEXIST), 0 when it overwrote the marker, -errno (err set) otherwise.
  * The poisoned page is never read or written here: that would raise SIGBUS.
  */
-static int uffd_copy_probe(char *err, size_t len)
+int capabilities_uffd_copy_refuses_poison(char *err, size_t len)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	struct uffdio_register reg = { 0 };
@@ -241,7 +241,7 @@ static void uffd_probe(struct uffd_report *r)
 	r->poison = r->features & UFFD_FEATURE_POISON;
 	if (!r->poison)
 		return;
-	ret = uffd_copy_probe(r->copy_error, sizeof(r->copy_error));
+	ret = capabilities_uffd_copy_refuses_poison(r->copy_error, sizeof(r->copy_error));
 	if (ret >= 0)
 		r->copy_refuses = ret;
 }

@@ -30,4 +30,12 @@ struct capabilities_paths {
 json_t *capabilities_probe(const struct capabilities_paths *paths)
 	__attribute__((warn_unused_result));
 
+/*
+ * The probe behind uffd_copy_refuses_poison: poisons a page of a scratch mapping and copies onto
+ * it with UFFDIO_COPY. 1 when the kernel refuses (EEXIST: the marker survives), 0 when the copy
+ * erased the marker, -errno with the reason in err when the probe could not run (no
+ * userfaultfd, no UFFD_FEATURE_POISON).
+ */
+int capabilities_uffd_copy_refuses_poison(char *err, size_t len);
+
 #endif

@@ -68,8 +68,9 @@ static int apply_overrides(struct vm_config *cfg, json_t *body, char *err, size_
 	return config_check_devices(cfg, err, errlen);
 }
 
-/* Which memory file the body names, or NULL with err set. */
-static const char *mem_file(json_t *body, char *err, size_t errlen)
+/* Which memory file the body names (*uffd false) or which handler socket (*uffd true), or NULL
+ * with err set. */
+static const char *mem_source(json_t *body, bool *uffd, char *err, size_t errlen)
 {
 	json_t *backend = json_object_get(body, "mem_backend");
 	const char *path = str(body, "mem_file_path");
@@ -82,14 +83,8 @@ static const char *mem_file(json_t *body, char *err, size_t errlen)
 		snprintf(err, errlen, "missing mem_backend (or the deprecated mem_file_path)");
 		return NULL;
 	}
-	if (path)
-		return path;
-	if (strcmp(str(backend, "backend_type"), "File") != 0) {
-		snprintf(err, errlen, "mem_backend.backend_type \"%s\" is not supported by kiln yet "
-			 "(File is)", str(backend, "backend_type"));
-		return NULL;
-	}
-	return str(backend, "backend_path");
+	*uffd = !path && !strcmp(str(backend, "backend_type"), "Uffd");
+	return path ? path : str(backend, "backend_path");
 }
 
 static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
@@ -98,6 +93,7 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 	struct snapshot_image *img;
 	struct vm_config cfg;
 	struct vm *vm;
+	bool uffd = false;
 	int ret;
 
 	if (json_is_true(json_object_get(body, "clock_realtime"))) {
@@ -115,7 +111,7 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 			 "yet");
 		return -EINVAL;
 	}
-	if (!(mem = mem_file(body, err, errlen)))
+	if (!(mem = mem_source(body, &uffd, err, errlen)))
 		return -EINVAL;
 	img = calloc(1, sizeof(*img));
 	vm = calloc(1, sizeof(*vm));
@@ -126,7 +122,8 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	config_init(&cfg);
-	ret = snapshot_open(img, &cfg, str(body, "snapshot_path"), mem, err, errlen);
+	ret = snapshot_open(img, &cfg, str(body, "snapshot_path"), uffd ? NULL : mem,
+			    uffd ? mem : NULL, err, errlen);
 	if (ret == 0)
 		ret = apply_overrides(&cfg, body, err, errlen);
 	if (ret < 0) {

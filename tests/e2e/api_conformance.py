@@ -31,7 +31,9 @@ PRE_BOOT_OK = {
 }
 # Routes Firecracker only serves once the microVM runs: refused before boot.
 POST_BOOT_ONLY = {("PATCH", "/vm"), ("PATCH", "/drives/{drive_id}"),
-                  ("PATCH", "/network-interfaces/{iface_id}")}
+                  ("PATCH", "/network-interfaces/{iface_id}"), ("PUT", "/snapshot/create")}
+# Served before boot, but the spec's minimal body names no memory source: a 400 that says so.
+REFUSED_BODY = {("PUT", "/snapshot/load"): "missing mem_backend"}
 # Partial bodies by design: a missing "required" field is no error there.
 PARTIAL = {("PATCH", "/machine-config")}
 # Fields the spec leaves optional that kiln requires (no vhost-user: a drive needs a file).
@@ -214,6 +216,9 @@ def main():
         fault = parsed.get("fault_message", "") if isinstance(parsed, dict) else ""
         if key in PRE_BOOT_OK:
             check(st == r["status"], f"{key} valid body: expected {r['status']}, got {st} {raw!r}")
+        elif key in REFUSED_BODY:
+            check(st == 400 and REFUSED_BODY[key] in fault,
+                  f"{key} minimal body: expected a 400 saying {REFUSED_BODY[key]!r}, got {st} {raw!r}")
         elif key in POST_BOOT_ONLY:
             check(st == 400 and "before starting the microVM" in fault,
                   f"{key} before boot: expected the pre-boot 400, got {st} {raw!r}")

@@ -109,8 +109,9 @@ json_t *capabilities_probe(const struct capabilities_paths *paths)
 /* PUT /snapshot/load stops where a snapshot file would be read: inputs never reach the disk (the
  * state-file parser has its own target, fuzz_state). PUT /snapshot/create needs a VM. */
 int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char *state_path,
-		  const char *mem_path, char *err, size_t errlen)
+		  const char *mem_path, const char *uffd_socket, char *err, size_t errlen)
 {
+	(void)uffd_socket;
 	(void)cfg;
 	(void)state_path;
 	(void)mem_path;

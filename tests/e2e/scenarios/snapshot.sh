@@ -31,6 +31,7 @@ at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
 snap_verify() {
 	echo verify >&7
 	if ! wait_for 300 at_least "$2" 'KILN-SNAP-VERIFIED' "$3"; then
+		snap_threads >>"$2"
 		fail "$1" "the guest did not answer verify #$3" "$2"
 		return 1
 	fi
@@ -44,6 +45,7 @@ snap_verify() {
 snap_poison_read() {
 	echo poison >&7
 	if ! wait_for 120 at_least "$2" 'KILN-SNAP-POISON' "$3"; then
+		snap_threads >>"$2"
 		fail "$1" "the guest did not answer poison #$3" "$2"
 		return 1
 	fi
@@ -65,6 +67,10 @@ snap_threads() {
 
 # snap_stop: kills kiln (as a crash would) and waits for it.
 snap_stop() {
+	# pid is timeout(1)'s: kiln is its child, and killing timeout alone would orphan kiln.
+	local kiln
+	kiln=$(pgrep -P "$pid" | head -1)
+	[ -n "$kiln" ] && kill -9 "$kiln" 2>/dev/null
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 }

@@ -92,35 +92,18 @@ static int check_args(const struct uffd_external *x, const struct uffd_range *po
 	return 0;
 }
 
-/* A userfaultfd after its UFFDIO_API handshake: an fd, -EOPNOTSUPP when the kernel lacks a
- * feature, or -errno. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. */
-static int open_api(uint64_t features)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), ret;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, UFFDIO_API, &api) == 0)
-		return fd;
-	ret = errno == EINVAL ? -EOPNOTSUPP : -errno;
-	close(fd);
-	return ret;
-}
-
 static int open_uffd(struct uffd_external *x, bool need_poison, char *err, size_t errlen)
 {
-	static const char no_poison[] = "this kernel cannot preserve poisoned pages (no "
-		"UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches for 6.1)";
+	static const char no_poison[] = UFFD_NO_POISON_MSG;
 	uint64_t mem = x->page_size == PAGE_2M ? UFFD_FEATURE_MISSING_HUGETLBFS :
 						 UFFD_FEATURE_MISSING_SHMEM;
 	int fd;
 
 	/* Poison is asked for even with none to place: uffd_external_fail_all needs it. */
-	fd = open_api(mem | UFFD_FEATURE_POISON);
+	fd = uffd_open_api(mem | UFFD_FEATURE_POISON);
 	x->can_poison = fd >= 0;
 	if (fd == -EOPNOTSUPP && !need_poison)
-		fd = open_api(mem);
+		fd = uffd_open_api(mem);
 	if (fd == -EOPNOTSUPP)
 		snprintf(err, errlen, "%s", need_poison ? no_poison :
 			 "this kernel's userfaultfd cannot serve this memory (shmem or hugetlb)");

@@ -299,9 +299,7 @@ static int check_config(const struct uffd_server_config *c, char *err, size_t er
 	return 0;
 }
 
-/* A userfaultfd after its UFFDIO_API handshake: an fd, -EOPNOTSUPP when the kernel lacks a
- * feature, or -errno. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. */
-static int uffd_open_api(uint64_t features)
+int uffd_open_api(uint64_t features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), ret;
@@ -317,8 +315,7 @@ static int uffd_open_api(uint64_t features)
 
 static int open_uffd(struct uffd_server *s, bool need_poison, char *err, size_t errlen)
 {
-	static const char no_poison[] = "this kernel cannot preserve poisoned pages (no "
-		"UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches for 6.1)";
+	static const char no_poison[] = UFFD_NO_POISON_MSG;
 	uint64_t mem = s->page_size == PAGE_2M ? UFFD_FEATURE_MISSING_HUGETLBFS :
 						 UFFD_FEATURE_MISSING_SHMEM;
 	struct uffdio_register reg = { .range = { .start = (uintptr_t)s->host, .len = s->size },

@@ -30,6 +30,14 @@ struct page_source {
  * server. */
 struct page_source page_source_file(int fd);
 
+/* A userfaultfd after its UFFDIO_API handshake: an fd, -EOPNOTSUPP when the kernel lacks a
+ * feature, or -errno. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. */
+int uffd_open_api(uint64_t features);
+
+/* Why a kernel without UFFD_FEATURE_POISON cannot have poisoned pages restored. */
+#define UFFD_NO_POISON_MSG "this kernel cannot preserve poisoned pages (no " \
+	"UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches for 6.1)"
+
 /* A range of the memfd, in bytes; both numbers are multiples of the page size. */
 struct uffd_range {
 	uint64_t off, len;

@@ -269,8 +269,14 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 	while (b->inflight > 0) {
 		struct blk_req *r;
 		uint8_t s;
+		int ret;
 
-		if ((wait ? io_uring_wait_cqe(&b->ring, &cqe) : io_uring_peek_cqe(&b->ring, &cqe)) < 0)
+		/* A signal must not cut a wait short: a reset would leave requests in flight
+		 * (found by fuzz_virtio_mmio, whose timer signal interrupted the wait). */
+		do
+			ret = wait ? io_uring_wait_cqe(&b->ring, &cqe) : io_uring_peek_cqe(&b->ring, &cqe);
+		while (wait && ret == -EINTR);
+		if (ret < 0)
 			break;
 		r = io_uring_cqe_get_data(cqe);
 		s = cqe->res >= 0 && (uint64_t)cqe->res == r->expect ? BLK_S_OK : BLK_S_IOERR;

@@ -193,13 +193,23 @@ kvm_snapshot_poison_restore() {
 	rm -rf "$dir"
 }
 
+# flip_bit FILE OFFSET: inverts the lowest bit of the byte at OFFSET, and checks that FILE changed.
+flip_bit() {
+	local file=$1 off=$2 byte
+	byte=$(od -An -tu1 -j "$off" -N1 "$file" | tr -d ' ')
+	[ -n "$byte" ] || { fail snapshot-bad "cannot read byte $off of $file"; return 1; }
+	printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$file" bs=1 seek="$off" conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$off" -N1 "$file" | tr -d ' ')" = $((byte ^ 1)) ] ||
+		{ fail snapshot-bad "byte $off of $file did not change"; return 1; }
+}
+
 # snap_corrupt DIR: each damaged copy of DIR/a.state / a.mem is refused with its reason.
 snap_corrupt() {
 	local dir=$1 sock=${TMPDIR:-/tmp}/kiln-snapbad.$$.sock size msgs=() m
 	size=$(stat -c %s "$dir/a.state")
 	head -c $((size - 100)) "$dir/a.state" >"$dir/trunc.state"
 	cp "$dir/a.state" "$dir/flip.state"
-	printf '\x01' | dd of="$dir/flip.state" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	flip_bit "$dir/flip.state" $((size / 2)) || return
 	cp "$dir/a.state" "$dir/ver.state"
 	printf '\x09' | dd of="$dir/ver.state" bs=1 seek=12 conv=notrunc status=none
 	cp "$dir/a.state" "$dir/arch.state"

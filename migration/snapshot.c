@@ -11,14 +11,13 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "capabilities.h"
 #include "device_state.h"
 #include "kvm_state_x86_64.h"
 #include "le.h"
 #include "log.h"
+#include "snapshot_memory.h"
 #include "uffd_external.h"
 #include "uffd_server.h"
 #include "vm.h"
@@ -33,141 +32,6 @@ static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t errlen, 
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
-}
-
-/* The guest-physical address of memfd offset off (RAM is contiguous in the memfd). */
-static uint64_t gpa_of_offset(const struct guest_memory *gm, uint64_t off)
-{
-	for (unsigned i = 0; i < gm->nr_regions; i++) {
-		const struct guest_region *r = &gm->regions[i];
-
-		if (off >= r->offset && off - r->offset < r->size)
-			return r->gpa + (off - r->offset);
-	}
-	return UINT64_MAX;
-}
-
-/* The memfd offset of guest-physical gpa, which must be RAM (no poison check: callers may hold
- * the poison log's lock). */
-static uint64_t offset_of_gpa(const struct guest_memory *gm, uint64_t gpa)
-{
-	for (unsigned i = 0; i < gm->nr_regions; i++) {
-		const struct guest_region *r = &gm->regions[i];
-
-		if (gpa >= r->gpa && gpa - r->gpa < r->size)
-			return r->offset + (gpa - r->gpa);
-	}
-	return UINT64_MAX;
-}
-
-static bool page_poisoned(const struct guest_memory *gm, uint64_t off, uint64_t len)
-{
-	return gm->poison && poison_log_contains(gm->poison, gpa_of_offset(gm, off), len);
-}
-
-static uint64_t chunk_len(uint64_t size, uint32_t k)
-{
-	uint64_t start = (uint64_t)k * SNAPSHOT_CHUNK;
-
-	return size - start < SNAPSHOT_CHUNK ? size - start : SNAPSHOT_CHUNK;
-}
-
-/* The chunk's hash: XXH3-64 over its pages that are not poisoned, in order. A chunk without
- * poison hashes in one call, which gives the same value. */
-static uint64_t chunk_hash(const struct guest_memory *gm, uint64_t off, const uint8_t *data,
-			   uint64_t len)
-{
-	XXH3_state_t st;
-
-	if (!page_poisoned(gm, off, len))
-		return XXH3_64bits(data, len);
-	XXH3_64bits_reset(&st);
-	for (uint64_t p = 0; p < len; p += PAGE)
-		if (!page_poisoned(gm, off + p, PAGE))
-			XXH3_64bits_update(&st, data + p, PAGE);
-	return XXH3_64bits_digest(&st);
-}
-
-/*
- * Copies chunk [off, off+len) of guest memory into buf, zeros for poisoned pages, which are never
- * read. A page found poisoned now (a host memory error not yet seen) is recorded by the
- * accessor and left zero too.
- */
-static void read_chunk(struct guest_memory *gm, uint64_t off, uint8_t *buf, uint64_t len)
-{
-	if (!page_poisoned(gm, off, len) &&
-	    guest_memory_read(gm, gpa_of_offset(gm, off), buf, len) == 0)
-		return;
-	for (uint64_t p = 0; p < len; p += PAGE) {
-		if (page_poisoned(gm, off + p, PAGE) ||
-		    guest_memory_read(gm, gpa_of_offset(gm, off + p), buf + p, PAGE) < 0)
-			memset(buf + p, 0, PAGE);
-	}
-}
-
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w, n -= (size_t)w, off += (uint64_t)w;
-	}
-	return 0;
-}
-
-/* Writes the memory file and appends the MEMO section (the chunk hashes) to b. */
-static int write_memory(struct vm *vm, const char *path, struct state_buf *b, char *err,
-			size_t errlen)
-{
-	struct guest_memory *gm = &vm->mem;
-	uint32_t nr = (uint32_t)((gm->size + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK);
-	char tmp[4096];
-	uint8_t *buf;
-	size_t mark;
-	int fd, ret = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.partial", path) >= sizeof(tmp))
-		return fail(err, errlen, "mem_file_path is too long");
-	buf = aligned_alloc(PAGE, SNAPSHOT_CHUNK);
-	if (!buf)
-		return fail(err, errlen, "out of memory");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		free(buf);
-		return ret;
-	}
-	if (ftruncate(fd, (off_t)gm->size) < 0)
-		ret = -errno;
-	mark = state_section_begin(b, STATE_TAG_MEMORY, SNAPSHOT_MEMORY_VERSION);
-	state_put_u64(b, gm->size);
-	state_put_u64(b, gm->page_size);
-	state_put_u64(b, SNAPSHOT_CHUNK);
-	state_put_u32(b, nr);
-	for (uint32_t k = 0; k < nr && ret == 0; k++) {
-		uint64_t off = (uint64_t)k * SNAPSHOT_CHUNK, len = chunk_len(gm->size, k);
-
-		read_chunk(gm, off, buf, len);
-		state_put_u64(b, chunk_hash(gm, off, buf, len));
-		ret = pwrite_all(fd, buf, len, off);
-	}
-	state_section_end(b, mark);
-	if (ret == 0 && fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	free(buf);
-	if (ret == 0 && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot write the memory file %s: %s", path, strerror(-ret));
-		unlink(tmp);
-	}
-	return ret;
 }
 
 static int put_config(struct vm *vm, struct state_buf *b)
@@ -235,15 +99,13 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
 	if (vm->state != VM_PAUSED)
 		return fail(err, errlen, "the microVM must be paused first (PATCH /vm "
 			    "{\"state\": \"Paused\"})");
-	if (type == SNAPSHOT_DIFF)
-		return fail(err, errlen, "Diff snapshots are not supported by kiln yet");
 	for (unsigned i = 0; i < vm->virtio.nr_blk; i++)
 		virtio_blk_drain(&vm->virtio.blk[i]);
 	state_buf_init(&b);
 	state_begin(&b);
 	ret = put_config(vm, &b);
 	if (ret == 0)
-		ret = write_memory(vm, mem_path, &b, err, errlen);
+		ret = snapshot_memory_write(vm, type == SNAPSHOT_DIFF, mem_path, &b, err, errlen);
 	else
 		fail(err, errlen, "out of memory");
 	if (ret < 0)
@@ -292,18 +154,23 @@ static int parse_memory(struct snapshot_image *img, char *err, size_t errlen)
 	const struct state_section *s = state_find(&img->view, STATE_TAG_MEMORY, 0);
 	struct state_cursor c;
 	uint64_t chunk;
+	uint32_t flags = 0;
 
 	if (!s)
 		return fail(err, errlen, "the state file has no memory section");
-	if (s->version != SNAPSHOT_MEMORY_VERSION)
-		return fail(err, errlen, "memory section version %u; this kiln reads %u", s->version,
-			    SNAPSHOT_MEMORY_VERSION);
+	/* Version 1 had no flags word, and only Full snapshots. */
+	if (s->version != 1 && s->version != SNAPSHOT_MEMORY_VERSION)
+		return fail(err, errlen, "memory section version %u; this kiln reads 1 and %u",
+			    s->version, SNAPSHOT_MEMORY_VERSION);
 	c = state_cursor_of(s);
 	img->mem_size = state_get_u64(&c);
 	img->page_size = state_get_u64(&c);
 	chunk = state_get_u64(&c);
+	if (s->version >= 2)
+		flags = state_get_u32(&c);
 	img->nr_chunks = state_get_u32(&c);
-	if (c.bad || chunk != SNAPSHOT_CHUNK || img->nr_chunks > SNAPSHOT_MAX_CHUNKS ||
+	img->diff = flags & SNAPSHOT_MEMORY_DIFF;
+	if (c.bad || (flags & ~SNAPSHOT_MEMORY_DIFF) || chunk != SNAPSHOT_CHUNK || img->nr_chunks > SNAPSHOT_MAX_CHUNKS ||
 	    img->nr_chunks != (img->mem_size + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK ||
 	    (img->page_size != PAGE && img->page_size != SNAPSHOT_CHUNK) ||
 	    img->mem_size % img->page_size)
@@ -455,7 +322,9 @@ struct snapshot_pager {
 
 static int pager_load_chunk(struct snapshot_pager *p, uint32_t k)
 {
-	uint64_t off = (uint64_t)k * SNAPSHOT_CHUNK, len = chunk_len(p->img->mem_size, k), got = 0;
+	uint64_t off = (uint64_t)k * SNAPSHOT_CHUNK, len = snapshot_chunk_len(p->img->mem_size, k);
+
+	uint64_t got = 0;
 
 	while (got < len) {
 		ssize_t r = pread(p->fd, p->chunk + got, len - got, (off_t)(off + got));
@@ -469,10 +338,13 @@ static int pager_load_chunk(struct snapshot_pager *p, uint32_t k)
 		}
 		got += (uint64_t)r;
 	}
-	if (chunk_hash(p->gm, off, p->chunk, len) != get_le(p->img->chunk_hashes + 8ull * k, 8)) {
+	if (snapshot_chunk_hash(p->gm, off, p->chunk, len) !=
+	    get_le(p->img->chunk_hashes + 8ull * k, 8)) {
 		log_error("snapshot memory file: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") does not "
 			  "match the state file: the memory file is corrupted or belongs to another "
-			  "snapshot; the microVM is stopped", k, off, off + len - 1);
+			  "snapshot%s; the microVM is stopped", k, off, off + len - 1,
+			  p->img->diff ? " (this is a Diff snapshot: merge its memory file onto its "
+					 "base first, with kiln snapshot-rebase BASE DIFF)" : "");
 		return -EBADMSG;
 	}
 	p->cached = k;
@@ -610,7 +482,10 @@ int snapshot_restore_memory(struct vm *vm)
 			pthread_mutex_unlock(&vm->poison.lock);
 			goto err;
 		}
-		ranges[nr++] = (struct uffd_range){ .off = offset_of_gpa(gm, r->gpa), .len = r->len };
+		uint64_t off = 0;
+
+		(void)guest_memory_offset_of(gm, r->gpa, &off); /* in RAM: checked above */
+		ranges[nr++] = (struct uffd_range){ .off = off, .len = r->len };
 	}
 	pthread_mutex_unlock(&vm->poison.lock);
 	if (!ranges)
@@ -775,8 +650,10 @@ int snapshot_describe(FILE *out, const char *path, char *err, size_t errlen)
 		path, img.view.version, img.len);
 	fprintf(out, "  machine: %u vCPUs, %u MiB, %s pages\n", cfg.machine.vcpu_count,
 		cfg.machine.mem_size_mib, img.page_size == PAGE ? "4 KiB" : "2 MiB");
-	fprintf(out, "  memory file: %" PRIu64 " bytes in %u checked chunks\n", img.mem_size,
-		img.nr_chunks);
+	fprintf(out, "  memory file: %s, %" PRIu64 " bytes in %u checked chunks\n",
+		img.diff ? "Diff (the pages written since the previous snapshot; merge it onto its "
+			   "base with kiln snapshot-rebase before loading)" : "Full",
+		img.mem_size, img.nr_chunks);
 	fprintf(out, "  sections:");
 	for (size_t i = 0; i < img.view.nr; i++) {
 		state_tag_name(img.view.sections[i].tag, name);

@@ -10,22 +10,19 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "snapshot_memory.h"
 #include "state.h"
 
 struct vm;
-
-/* Memory files are checked in chunks of this size: the state file holds each chunk's XXH3-64. */
-#define SNAPSHOT_CHUNK (2ull << 20)
-#define SNAPSHOT_MEMORY_VERSION 1u
-#define SNAPSHOT_MAX_CHUNKS (1u << 20) /* 2 TiB of guest RAM */
 
 enum snapshot_type { SNAPSHOT_FULL, SNAPSHOT_DIFF };
 
 /*
  * Writes the paused VM's memory to mem_path and its state to state_path, each through a
  * ".partial" file renamed into place once complete (memory first: a state file is only ever
- * beside a whole memory file). Poisoned pages are never read: the memory file has zeros there
- * and the state file's poison log lists them. 0, or -errno with one line in err.
+ * beside a whole memory file). Poisoned pages are never read: the memory file has zeros (or, in
+ * a Diff, holes) there and the state file's poison log lists them. 0, or -errno with one line
+ * in err.
  */
 int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
 		    const char *mem_path, char *err, size_t errlen)
@@ -38,6 +35,7 @@ struct snapshot_image {
 	struct state_view view;
 	uint64_t mem_size, page_size;
 	uint32_t nr_chunks;
+	bool diff;               /* a Diff snapshot: its memory file only makes sense rebased */
 	const uint8_t *chunk_hashes; /* nr_chunks LE u64s inside buf */
 	int mem_fd;              /* the memory file, read-only; -1 with an external handler */
 	char *uffd_socket;       /* mem_backend Uffd: the page-fault handler's socket, else NULL */

@@ -101,7 +101,8 @@ static const struct seccomp_rule rules[] = {
 	SYS(openat, M, "kernel, initrd, drives, /dev/kvm, /dev/net/tun, serial and log and metrics "
 		       "files (PUT /logger, PUT /metrics), /proc and sysfs for checks"),
 	SYS(newfstatat, M, "fstat of kernel, initrd and drive files; stdio's fopen"),
-	SYS(lseek, M, "stdio reading /proc and sysfs files"),
+	SYS(lseek, M, "stdio reading /proc and sysfs files; PUT /snapshot/create checks a Diff "
+		      "memory file's holes (SEEK_DATA, SEEK_HOLE)"),
 	SYS(access, M, "kernel and initrd readable before the build; GET /capabilities"),
 	SYS(pread64, B | U, "the loader reads the kernel and initrd (B); the uffd thread reads "
 			    "pages from the snapshot's memory file (U)"),
@@ -120,7 +121,8 @@ static const struct seccomp_rule rules[] = {
 	EQ(fcntl, B, 1, F_ADD_SEALS, "guest RAM: sealing the memfd's size"),
 	EQ(fcntl, B, 1, F_GETFL, "libmicrohttpd checks the API socket at start"),
 	EQ(fcntl, B, 1, F_SETFL, "libmicrohttpd makes sockets non-blocking"),
-	SYS(unlink, M, "the API socket and the vsock socket are removed at exit"),
+	SYS(unlink, M, "the API socket and the vsock socket are removed at exit; a snapshot's "
+		       ".partial file when its writing fails"),
 	SYS(uname, M, "GET /capabilities: kernel_release"),
 	SYS(memfd_create, M, "guest RAM; GET /capabilities probes hugetlb memfds"),
 	SYS(userfaultfd, M, "GET /capabilities probes UFFD_FEATURE_POISON; PUT /memory/poison "
@@ -212,6 +214,8 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_GET_VCPU_EVENTS, M, "PUT /snapshot/create"),
 	IOCTL(KVM_SET_VCPU_EVENTS, B, "PUT /snapshot/load"),
 	IOCTL(KVM_GET_MP_STATE, M, "PUT /snapshot/create"),
+	IOCTL(KVM_GET_DIRTY_LOG, M, "PUT /snapshot/create: the pages the guest wrote since the last "
+				    "snapshot (Diff), or the restart of that record (Full)"),
 	IOCTL(KVM_SET_MP_STATE, B, "PUT /snapshot/load"),
 	IOCTL(KVM_SET_SIGNAL_MASK, B, "a vCPU thread opens the kick signal inside KVM_RUN "
 				      "(before its own filter)"),

@@ -89,7 +89,7 @@ static int place(struct guest_memory *gm, uint64_t gpa, const struct image *img,
 
 	if (memsz < filesz)
 		return -EINVAL;
-	if (!(dst = guest_memory_ptr(gm, gpa, memsz ? memsz : 1)))
+	if (!(dst = guest_memory_ptr_mut(gm, gpa, memsz ? memsz : 1)))
 		return -EFAULT;
 	ret = image_read(img, off, dst, filesz);
 	if (ret < 0)

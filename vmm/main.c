@@ -61,6 +61,7 @@ static void usage(FILE *f)
 		"  --describe-snapshot F  check the snapshot state file F and print its format\n"
 		"                         version, machine, sections and poisoned pages, then exit\n"
 		"  --version              print the version and exit\n"
+		"  snapshot-rebase BASE DIFF  merge the Diff snapshot memory file DIFF onto BASE\n"
 		"  --help                 print this help and exit\n"
 		"\n"
 		"Exit codes: 0 guest rebooted or shut down, 1 error, 148 a thread made a system call\n"
@@ -222,6 +223,26 @@ static int api_thread_filter(void)
 	return seccomp_filter_install(SECCOMP_API);
 }
 
+/* `kiln snapshot-rebase BASE DIFF`: Firecracker's `snapshot-editor edit-memory rebase`. */
+static int snapshot_rebase_main(int argc, char **argv)
+{
+	char err[1024];
+	uint64_t copied;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: kiln snapshot-rebase BASE_MEMORY_FILE DIFF_MEMORY_FILE\n"
+				"  merges a Diff snapshot's memory file onto the memory file of the "
+				"snapshot before it, in place\n");
+		return VM_EXIT_ARG_PARSING;
+	}
+	if (snapshot_rebase(argv[2], argv[3], &copied, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kiln: snapshot-rebase: %s\n", err);
+		return VM_EXIT_ERROR;
+	}
+	printf("merged %llu bytes of %s onto %s\n", (unsigned long long)copied, argv[3], argv[2]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opts = { .id = "anonymous-instance", .level = LOG_INFO,
@@ -233,6 +254,8 @@ int main(int argc, char **argv)
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (argc > 1 && strcmp(argv[1], "snapshot-rebase") == 0)
+		return snapshot_rebase_main(argc, argv);
 	ret = parse_args(argc, argv, &opts);
 	if (ret != 0)
 		return ret > 0 ? 0 : VM_EXIT_ARG_PARSING;

@@ -205,14 +205,17 @@ void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap)
 		bitmap[i] = gm->kiln_dirty ? atomic_exchange(&gm->kiln_dirty[i], 0) : 0;
 }
 
-bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa)
+void guest_memory_give_back_dirty(struct guest_memory *gm, const uint64_t *bitmap)
 {
-	uintptr_t base = (uintptr_t)gm->host;
-	uint64_t off;
+	uint64_t words = (gm->size / GUEST_DIRTY_PAGE + 63) / 64;
 
-	if (!gm->host || hva < base || hva - base >= gm->size)
-		return false;
-	off = hva - base;
+	for (uint64_t i = 0; gm->kiln_dirty && i < words; i++)
+		if (bitmap[i])
+			atomic_fetch_or(&gm->kiln_dirty[i], bitmap[i]);
+}
+
+bool guest_memory_gpa_of_offset(const struct guest_memory *gm, uint64_t off, uint64_t *gpa)
+{
 	for (unsigned i = 0; i < gm->nr_regions; i++) {
 		const struct guest_region *r = &gm->regions[i];
 
@@ -222,6 +225,28 @@ bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t 
 		}
 	}
 	return false;
+}
+
+bool guest_memory_offset_of(const struct guest_memory *gm, uint64_t gpa, uint64_t *off)
+{
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct guest_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+			*off = r->offset + (gpa - r->gpa);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa)
+{
+	uintptr_t base = (uintptr_t)gm->host;
+
+	if (!gm->host || hva < base || hva - base >= gm->size)
+		return false;
+	return guest_memory_gpa_of_offset(gm, hva - base, gpa);
 }
 
 /*

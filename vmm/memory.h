@@ -67,6 +67,12 @@ int guest_memory_check(const struct guest_memory *gm, uint64_t gpa, uint64_t len
  */
 bool guest_memory_gpa_of(const struct guest_memory *gm, uintptr_t hva, uint64_t *gpa);
 
+/* RAM is contiguous in the memfd: the guest-physical address of memfd offset off, and the memfd
+ * offset of guest-physical gpa. False outside RAM. No poison check (callers may hold the poison
+ * log's lock). */
+bool guest_memory_gpa_of_offset(const struct guest_memory *gm, uint64_t off, uint64_t *gpa);
+bool guest_memory_offset_of(const struct guest_memory *gm, uint64_t gpa, uint64_t *off);
+
 /*
  * A 16-bit ring field the other side may be writing: one aligned load (acquire) or store
  * (release), guarded against a page turning poisoned under it (then recorded, as by the copies
@@ -100,6 +106,10 @@ void guest_memory_mark_dirty(struct guest_memory *gm, uint64_t gpa, uint64_t len
  * order, (size/4096+63)/64 words) and clears it, atomically per word.
  */
 void guest_memory_take_dirty(struct guest_memory *gm, uint64_t *bitmap);
+
+/* ORs bitmap (as from guest_memory_take_dirty, or KVM's dirty log) back into the record: a
+ * snapshot that failed after taking it must not lose pages for the next one. */
+void guest_memory_give_back_dirty(struct guest_memory *gm, const uint64_t *bitmap);
 
 /* Copies into guest memory (recorded as written by kiln) through the poison guard; -EFAULT if
  * the range is not RAM, -EHWPOISON if a page of it is poisoned (recorded, or found so now). */

@@ -26,13 +26,9 @@
 /* The host address of guest-physical gpa, which must be RAM. */
 static uint8_t *host_of(const struct guest_memory *gm, uint64_t gpa)
 {
-	for (unsigned i = 0; i < gm->nr_regions; i++) {
-		const struct guest_region *r = &gm->regions[i];
+	uint64_t off;
 
-		if (gpa >= r->gpa && gpa - r->gpa < r->size)
-			return gm->host + r->offset + (gpa - r->gpa);
-	}
-	return NULL;
+	return guest_memory_offset_of(gm, gpa, &off) ? gm->host + off : NULL;
 }
 
 /*

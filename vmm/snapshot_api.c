@@ -105,12 +105,6 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 			 "only (\"Snapshot\")", huge);
 		return -EINVAL;
 	}
-	if (json_is_true(json_object_get(body, "track_dirty_pages")) ||
-	    json_is_true(json_object_get(body, "enable_diff_snapshots"))) {
-		snprintf(err, errlen, "track_dirty_pages: Diff snapshots are not supported by kiln "
-			 "yet");
-		return -EINVAL;
-	}
 	if (!(mem = mem_source(body, &uffd, err, errlen)))
 		return -EINVAL;
 	img = calloc(1, sizeof(*img));
@@ -126,6 +120,10 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 			    uffd ? mem : NULL, err, errlen);
 	if (ret == 0)
 		ret = apply_overrides(&cfg, body, err, errlen);
+	/* As in Firecracker, the load request decides whether the restored VM tracks dirty pages
+	 * (enable_diff_snapshots is its deprecated name). */
+	cfg.machine.track_dirty_pages = json_is_true(json_object_get(body, "track_dirty_pages")) ||
+					json_is_true(json_object_get(body, "enable_diff_snapshots"));
 	if (ret < 0) {
 		config_free(&cfg);
 		snapshot_close(img);

@@ -185,6 +185,8 @@ static int step_memory_init(struct vm *vm)
 		const struct guest_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
 			.slot = i,
+			/* KVM's dirty log, with kiln's record of its own writes, makes a Diff. */
+			.flags = vm->cfg->machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),

@@ -92,6 +92,8 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
 {
 	struct virtio_mmio *devs[CONFIG_MAX_VIRTIO_DEVICES + 2];
 	unsigned nr_devs = virtio_devices(vm, devs);
+	struct snapshot_memory_file mem = { 0 };
+	bool mem_written = false;
 	struct state_buf b;
 	size_t mark;
 	int ret;
@@ -105,11 +107,13 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
 	state_begin(&b);
 	ret = put_config(vm, &b);
 	if (ret == 0)
-		ret = snapshot_memory_write(vm, type == SNAPSHOT_DIFF, mem_path, &b, err, errlen);
+		ret = snapshot_memory_write(vm, type == SNAPSHOT_DIFF, mem_path, &b, &mem, err,
+					    errlen);
 	else
 		fail(err, errlen, "out of memory");
 	if (ret < 0)
 		goto out;
+	mem_written = true;
 	mark = state_section_begin(&b, STATE_TAG_VM, 1);
 	ret = kvm_state_save_vm(vm->vm_fd, &b);
 	state_section_end(&b, mark);
@@ -141,8 +145,14 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
 		snprintf(err, errlen, "cannot encode the state: %s", strerror(-ret));
 		goto out;
 	}
-	ret = state_write_file(&b, state_path, err, errlen);
+	/* Memory first: a state file is only ever beside a whole memory file. A failure up to
+	 * here leaves the previous files as they were. */
+	ret = snapshot_memory_commit(&mem, err, errlen);
+	if (ret == 0)
+		ret = state_write_file(&b, state_path, err, errlen);
 out:
+	if (mem_written)
+		snapshot_memory_end(vm, &mem, ret == 0);
 	state_buf_free(&b);
 	return ret;
 }

@@ -198,44 +198,49 @@ static int write_dirty_runs(int fd, const uint8_t *buf, uint64_t off, uint64_t l
 }
 
 int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct state_buf *b,
-			  char *err, size_t errlen)
+			  struct snapshot_memory_file *f, char *err, size_t errlen)
 {
 	struct guest_memory *gm = &vm->mem;
 	bool tracking = vm->cfg->machine.track_dirty_pages;
 	uint32_t nr = (uint32_t)((gm->size + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK);
 	size_t words = (size_t)((gm->size / PAGE + 63) / 64), mark;
-	uint64_t *map = NULL;
 	uint8_t *buf = NULL;
-	char tmp[4096];
 	int fd = -1, ret = 0;
 
+	*f = (struct snapshot_memory_file){ 0 };
 	if (diff && !tracking) {
 		snprintf(err, errlen, "a Diff snapshot needs dirty-page tracking: set "
 			 "machine-config track_dirty_pages (or track_dirty_pages in "
 			 "/snapshot/load) to true");
 		return -EINVAL;
 	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.partial", path) >= sizeof(tmp)) {
+	if ((size_t)snprintf(f->path, sizeof(f->path), "%s", path) >= sizeof(f->path) ||
+	    (size_t)snprintf(f->partial, sizeof(f->partial), "%s.partial", path) >=
+		    sizeof(f->partial)) {
 		snprintf(err, errlen, "mem_file_path is too long");
 		return -ENAMETOOLONG;
 	}
 	buf = aligned_alloc(PAGE, SNAPSHOT_CHUNK);
-	map = tracking ? calloc(words, sizeof(uint64_t)) : NULL;
-	if (!buf || (tracking && !map)) {
+	f->taken = tracking ? calloc(words, sizeof(uint64_t)) : NULL;
+	if (!buf || (tracking && !f->taken)) {
 		free(buf);
-		free(map);
+		free(f->taken);
+		f->taken = NULL;
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	/* Before memory is read: a page written later is in this file and in the next Diff. */
-	if (tracking && (ret = take_dirty(vm, map, words)) < 0) {
+	if (tracking && (ret = take_dirty(vm, f->taken, words)) < 0) {
 		snprintf(err, errlen, "cannot read the dirty-page log: %s", strerror(-ret));
-		goto out;
+		free(f->taken); /* take_dirty gave it back */
+		f->taken = NULL;
+		free(buf);
+		return ret;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(f->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "cannot create %s: %s", f->partial, strerror(errno));
 		goto out;
 	}
 	if (ftruncate(fd, (off_t)gm->size) < 0)
@@ -251,39 +256,53 @@ int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct sta
 
 		read_chunk(gm, off, buf, len);
 		state_put_u64(b, snapshot_chunk_hash(gm, off, buf, len));
-		ret = diff ? write_dirty_runs(fd, buf, off, len, map, gm)
+		ret = diff ? write_dirty_runs(fd, buf, off, len, f->taken, gm)
 			   : pwrite_all(fd, buf, (size_t)len, off);
 	}
 	state_section_end(b, mark);
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
-	if (ret < 0) {
+	if (ret < 0)
 		snprintf(err, errlen, "cannot write the memory file %s: %s", path, strerror(-ret));
-		goto out;
-	}
-	if (diff && (ret = check_holes(fd, gm->size, map, err, errlen)) < 0)
-		goto out;
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot write the memory file %s: %s", path, strerror(errno));
-	}
+	else if (diff)
+		ret = check_holes(fd, gm->size, f->taken, err, errlen);
 out:
-	if (fd >= 0) {
+	if (fd >= 0)
 		close(fd);
-		if (ret < 0)
-			unlink(tmp);
-	}
-	if (ret < 0 && map)
-		guest_memory_give_back_dirty(gm, map);
-	free(map);
 	free(buf);
+	if (ret < 0)
+		snapshot_memory_end(vm, f, false);
 	return ret;
+}
+
+int snapshot_memory_commit(struct snapshot_memory_file *f, char *err, size_t errlen)
+{
+	if (rename(f->partial, f->path) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot put the memory file %s in place: %s", f->path,
+			 strerror(e));
+		return -e;
+	}
+	f->committed = true;
+	return 0;
+}
+
+void snapshot_memory_end(struct vm *vm, struct snapshot_memory_file *f, bool ok)
+{
+	if (!ok && !f->committed && f->partial[0])
+		unlink(f->partial);
+	if (!ok && f->taken)
+		guest_memory_give_back_dirty(&vm->mem, f->taken);
+	free(f->taken);
+	f->taken = NULL;
 }
 
 int snapshot_rebase(const char *base, const char *diff, uint64_t *copied, char *err,
 		    size_t errlen)
 {
-	int bfd = open(base, O_RDWR | O_CLOEXEC), dfd = open(diff, O_RDONLY | O_CLOEXEC);
+	int bfd = open(base, O_RDWR | O_CLOEXEC);
+	int dfd = bfd < 0 ? -1 : open(diff, O_RDONLY | O_CLOEXEC); /* errno stays base's */
 	struct stat bs, ds;
 	uint8_t *buf = NULL;
 	uint64_t at = 0;

@@ -27,16 +27,34 @@ uint64_t snapshot_chunk_len(uint64_t size, uint32_t k);
 uint64_t snapshot_chunk_hash(const struct guest_memory *gm, uint64_t off, const uint8_t *data,
 			     uint64_t len);
 
+/* A memory file written but not yet in place, and the record of written pages it consumed. */
+struct snapshot_memory_file {
+	char path[4096];
+	char partial[4096];  /* path.partial, where it is until committed */
+	uint64_t *taken;     /* the record taken (NULL without dirty-page tracking) */
+	bool committed;
+};
+
 /*
- * Writes the paused VM's memory file to path (through path.partial, fsync'd and renamed) and
- * appends the MEMO section to b. The hashes always describe all of memory, so a Diff merged onto
- * its base checks like a Full one. With dirty-page tracking on, the record of written pages
- * (KVM's dirty log and kiln's own) restarts here; a Diff writes just those pages and needs the
- * tracking. Poisoned pages are never read. 0, or -errno with one line in err (the record of
- * written pages is then kept for the next snapshot).
+ * Writes the paused VM's memory to path.partial (fsync'd) and appends the MEMO section to b.
+ * The hashes always describe all of memory, so a Diff merged onto its base checks like a Full
+ * one. With dirty-page tracking on, the record of written pages (KVM's dirty log and kiln's own)
+ * is taken here, so that it restarts with this snapshot; a Diff writes just those pages and
+ * needs the tracking. Poisoned pages are never read. On success f must go through
+ * snapshot_memory_end; on failure (-errno, one line in err) nothing is left and the record is
+ * kept for the next snapshot.
  */
 int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct state_buf *b,
-			  char *err, size_t errlen) __attribute__((warn_unused_result));
+			  struct snapshot_memory_file *f, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Renames f's file into place. 0, or -errno with one line in err. */
+int snapshot_memory_commit(struct snapshot_memory_file *f, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The snapshot is done (ok) or failed: then an uncommitted file is removed and the record f took
+ * is given back, so the next Diff still has those pages. Frees f's record. */
+void snapshot_memory_end(struct vm *vm, struct snapshot_memory_file *f, bool ok);
 
 /*
  * `kiln snapshot-rebase BASE DIFF`: copies the data regions of Diff memory file diff over base,

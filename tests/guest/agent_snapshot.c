@@ -3,6 +3,9 @@
  * number of snapshots and restores:
  *   verify  checks every page but the one handed to the host for poisoning;
  *   poison  reads that page in a child, which must die of SIGBUS BUS_MCEERR_AR;
+ *   mutate  gives every 7th page (not that one) a new pattern, written by the CPU (KVM's dirty
+ *           log sees it), and reads /dev/vda with O_DIRECT over the first pages (virtio-blk
+ *           writes them: only kiln's own record sees that), so a Diff snapshot must hold both;
  *   done    ends the test (PASS when no page ever changed and every poison read took a machine
  *           check).
  * kiln.snap_mib=N sizes the buffer (default 64). */
@@ -80,10 +83,39 @@ static uint64_t phys_of(const void *p)
 	return (e >> 63) ? (e & ((1ull << 55) - 1)) * PAGE : 0;
 }
 
+/* mutate: CPU writes to every 7th page, then the device's writes over the first pages. Updates
+ * the CRCs; prints what it did. */
+static void mutate(uint8_t *buf, uint32_t *crc, size_t pages, size_t target, unsigned gen)
+{
+	size_t changed = 0;
+	ssize_t got = 0;
+	int fd;
+
+	for (size_t i = 3; i < pages; i += 7) {
+		if (i == target)
+			continue;
+		fill_page(buf + i * PAGE, i + pages * gen);
+		crc[i] = crc32_update(0, buf + i * PAGE, PAGE);
+		changed++;
+	}
+	fd = open("/dev/vda", O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd >= 0) {
+		size_t max = target * PAGE < (4ul << 20) ? target * PAGE : (4ul << 20);
+
+		got = pread(fd, buf, max, 0);
+		close(fd);
+		for (size_t i = 0; got > 0 && i < (size_t)got / PAGE; i++)
+			crc[i] = crc32_update(0, buf + i * PAGE, PAGE);
+	}
+	printf("KILN-SNAP-MUTATED cpu_pages=%zu blk_bytes=%zd%s\n", changed, got,
+	       fd < 0 ? " (no /dev/vda)" : "");
+}
+
 void test_snapshot(const struct agent *a, struct result *r)
 {
 	unsigned long mib = 64;
 	size_t pages, target, bad_total = 0, verifies = 0, poisons = 0;
+	unsigned gen = 0;
 	uint32_t *crc;
 	uint8_t *buf;
 	char line[64];
@@ -135,6 +167,8 @@ void test_snapshot(const struct agent *a, struct result *r)
 			poisons += st == 42;
 			printf("KILN-SNAP-POISON %s (child status %d)\n",
 			       st == 42 ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
+		} else if (!strncmp(line, "mutate", 6)) {
+			mutate(buf, crc, pages, target, ++gen);
 		} else if (!strncmp(line, "done", 4)) {
 			break;
 		} else {

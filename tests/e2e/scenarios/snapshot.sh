@@ -75,20 +75,21 @@ snap_stop() {
 	wait "$pid" 2>/dev/null
 }
 
-# snap_take NAME SOCK STATE MEM: pauses and snapshots.
+# snap_take NAME SOCK STATE MEM [TYPE]: pauses and snapshots (TYPE Full or Diff, default Full).
 snap_take() {
 	local r
 	r=$(api_call "$2" PATCH /vm '{"state": "Paused"}')
 	[ "${r%% *}" = 204 ] || { fail "$1" "PATCH /vm Paused answered $r" "$log"; return 1; }
-	r=$(snap_call "$2" PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$3\", \"mem_file_path\": \"$4\"}")
+	r=$(snap_call "$2" PUT /snapshot/create "{\"snapshot_type\": \"${5:-Full}\", \"snapshot_path\": \"$3\", \"mem_file_path\": \"$4\"}")
 	[ "${r%% *}" = 204 ] || { fail "$1" "PUT /snapshot/create answered $r" "$log"; return 1; }
 }
 
-# snap_restore NAME SOCK STATE MEM FIFO: a new kiln restores STATE and MEM and resumes.
+# snap_restore NAME SOCK STATE MEM FIFO [BACKEND]: a new kiln restores STATE and MEM (a memory
+# file, or with BACKEND Uffd a page-fault handler's socket) and resumes.
 snap_restore() {
 	local r
 	snap_kiln "$1" "$2" "$5" || { fail "$1" "the API socket did not appear" "$log"; return 1; }
-	r=$(snap_call "$2" PUT /snapshot/load "{\"snapshot_path\": \"$3\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$4\"}, \"resume_vm\": true}")
+	r=$(snap_call "$2" PUT /snapshot/load "{\"snapshot_path\": \"$3\", \"mem_backend\": {\"backend_type\": \"${6:-File}\", \"backend_path\": \"$4\"}, \"resume_vm\": true}")
 	if [ "${r%% *}" != 204 ]; then
 		snap_threads >>"$log"
 		fail "$1" "PUT /snapshot/load answered $r" "$log"
@@ -116,38 +117,56 @@ snap_refused() {
 	refusal=${r#400 }
 }
 
+# snap_boot NAME ID SOCK FIFO SNAP_MIB MACHINE_EXTRA [DRIVE]: a kiln with console input from FIFO
+# boots the snapshot agent (2 vCPUs, 128 MiB, MACHINE_EXTRA spliced into machine-config; DRIVE,
+# when given, as a read-only /dev/vda) and waits until it has filled SNAP_MIB MiB. Sets pid and
+# log; on failure reports NAME failed, stops kiln and returns 1.
+snap_boot() {
+	local name=$1 sock=$3 r m p b
+	if ! snap_kiln "$2" "$sock" "$4"; then
+		fail "$name" "the API socket did not appear" "$log"
+		return 1
+	fi
+	for r in \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=$5\"}" \
+		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128$6}" \
+		${7:+"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$7\", \"is_root_device\": false, \"is_read_only\": true}"} \
+		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
+		read -r m p b <<<"$r"
+		r=$(api_call "$sock" "$m" "$p" "$b")
+		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; return 1; }
+	done
+	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+		fail "$name" "the guest never filled its memory" "$log"
+		snap_stop
+		return 1
+	fi
+}
+
 kvm_snapshot_poison_restore() {
 	local name=snapshot-restore dir=${TMPDIR:-/tmp}/kiln-snap.$$ sock=${TMPDIR:-/tmp}/kiln-snap.$$.sock
-	local fifo gpa r pages logs=() l ok=1 detail
+	local fifo gpa r pages logs=() ok=1 detail
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	fifo=$dir/console
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
-	if ! snap_kiln snapshot-a "$sock" "$fifo"; then
-		fail "$name" "the API socket did not appear" "$log"
+	if ! snap_boot "$name" snapshot-a "$sock" "$fifo" 80 ''; then
 		exec 7>&-
 		return
 	fi
 	logs+=("$log")
-	for r in \
-		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=80\"}" \
-		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
-		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
-		read -r m p b <<<"$r"
-		r=$(api_call "$sock" "$m" "$p" "$b")
-		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; exec 7>&-; return; }
-	done
-	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
-		fail "$name" "the guest never filled its memory" "$log"
-		snap_stop
-		exec 7>&-
-		return
-	fi
 	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
 	snap_verify "$name" "$log" 1 || { snap_stop; exec 7>&-; return; }
 	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	# Without dirty-page tracking a Diff is refused, and nothing is written.
+	api_call "$sock" PATCH /vm '{"state": "Paused"}' >/dev/null
+	r=$(snap_call "$sock" PUT /snapshot/create "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"$dir/x.state\", \"mem_file_path\": \"$dir/x.mem\"}")
+	if [ "${r%% *}" != 400 ] || [[ "$r" != *track_dirty_pages* ]] || ls "$dir"/x.* >/dev/null 2>&1; then
+		fail "$name" "Diff without track_dirty_pages: $r; files: $(ls "$dir")" "$log"
+		snap_stop; exec 7>&-; return
+	fi
 	snap_take "$name" "$sock" "$dir/a.state" "$dir/a.mem" || { snap_stop; exec 7>&-; return; }
 	snap_stop
 
@@ -224,4 +243,104 @@ snap_corrupt() {
 		msgs+=("$refusal")
 	done
 	pass snapshot-corrupt "truncated, bit-flipped, wrong version, wrong architecture and short memory file refused; e.g. ${msgs[0]}"
+}
+
+# Diff snapshots: a guest with dirty-page tracking is snapshotted (Full) and keeps running; it
+# rewrites every 7th page with the CPU and reads a drive over 4 MiB of its pages with O_DIRECT
+# (only the device writes those), and a page is poisoned; a Diff snapshot then holds just those
+# pages. Loaded as it is, the Diff is caught at its first chunk and the VM stopped; merged onto
+# the Full one with `kiln snapshot-rebase`, it restores the guest with every page intact and
+# the poisoned page still poisoned. On the way, the Full snapshot is restored through the Uffd
+# backend with the example handler, which is then killed.
+kvm_snapshot_diff() {
+	local name=snapshot-diff dir=${TMPDIR:-/tmp}/kiln-snapd.$$ sock=${TMPDIR:-/tmp}/kiln-snapd.$$.sock
+	local fifo gpa r pages alloc merged hpid lost
+	local handler=${KILN_UFFD_HANDLER:-$PWD/build/uffd_handler/kiln-uffd-handler}
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	fifo=$dir/console
+	mkfifo "$fifo"
+	exec 7<>"$fifo"
+	head -c $((4 << 20)) /dev/urandom >"$dir/disk.img"
+	if ! snap_boot "$name" snapshot-diff-a "$sock" "$fifo" 64 ', "track_dirty_pages": true' \
+		"$dir/disk.img"; then
+		exec 7>&-
+		return
+	fi
+	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	snap_take "$name" "$sock" "$dir/base.state" "$dir/base.mem" || { snap_stop; exec 7>&-; return; }
+	r=$(api_call "$sock" PATCH /vm '{"state": "Resumed"}')
+	[ "${r%% *}" = 204 ] || { fail "$name" "PATCH /vm Resumed answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	echo mutate >&7
+	if ! wait_for 120 log_has "$log" 'KILN-SNAP-MUTATED'; then
+		fail "$name" "the guest did not answer mutate" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	if ! tr -d '\r' <"$log" | grep -q 'KILN-SNAP-MUTATED .*blk_bytes=4194304$'; then
+		fail "$name" "the guest's mutation: $(grep 'KILN-SNAP-MUTATED' "$log" | tr -d '\r')" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	snap_verify "$name" "$log" 1 || { snap_stop; exec 7>&-; return; }
+	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	snap_take "$name" "$sock" "$dir/diff.state" "$dir/diff.mem" Diff || { snap_stop; exec 7>&-; return; }
+	snap_stop
+	# 64 MiB of pattern, 1/7 of it rewritten, plus 4 MiB read and what the kernel wrote: far
+	# less than the 128 MiB a Full file holds.
+	alloc=$(( $(stat -c '%b * %B' "$dir/diff.mem") ))
+	if [ "$alloc" -ge $((64 << 20)) ] || [ "$alloc" -lt $((12 << 20)) ]; then
+		fail "$name" "the Diff memory file holds $alloc bytes (wanted 12-64 MiB of 128)"
+		exec 7>&-; return
+	fi
+
+	# Loaded without its base, the first chunk the uffd thread reads gives it away.
+	snap_restore snapshot-diff-b "$sock" "$dir/diff.state" "$dir/diff.mem" "$fifo" || { exec 7>&-; return; }
+	if ! wait_for 60 log_has "$log" 'this is a Diff snapshot'; then
+		fail "$name" "an unmerged Diff was not caught" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	snap_stop
+
+	# The Full snapshot once more, its memory served by the example handler (Firecracker's Uffd
+	# backend); then the handler dies: kiln poisons the pages it never served and stops.
+	"$handler" "$dir/uffd.sock" "$dir/base.mem" >"$E2E_OUT/uffd-handler.log" 2>&1 &
+	hpid=$!
+	if ! wait_for 10 test -S "$dir/uffd.sock"; then
+		fail "$name" "the example handler did not listen" "$E2E_OUT/uffd-handler.log"
+		kill -9 $hpid 2>/dev/null; exec 7>&-; return
+	fi
+	snap_restore snapshot-diff-u "$sock" "$dir/base.state" "$dir/uffd.sock" "$fifo" Uffd ||
+		{ kill -9 $hpid 2>/dev/null; exec 7>&-; return; }
+	snap_verify "$name" "$log" 1 || { kill -9 $hpid 2>/dev/null; snap_stop; exec 7>&-; return; }
+	kill -9 $hpid 2>/dev/null
+	wait $hpid 2>/dev/null
+	if ! wait_for 30 log_has "$log" 'page-fault handler at .* exited.*pages were never served.*stopped'; then
+		fail "$name" "kiln did not notice its page-fault handler's death" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	lost=$(grep -o '[0-9]* pages were never served' "$log" | head -1)
+	snap_stop
+
+	merged=$("$KILN" snapshot-rebase "$dir/base.mem" "$dir/diff.mem" 2>&1) ||
+		{ fail "$name" "snapshot-rebase: $merged"; exec 7>&-; return; }
+	snap_restore snapshot-diff-c "$sock" "$dir/diff.state" "$dir/base.mem" "$fifo" || { exec 7>&-; return; }
+	pages=$(api_call "$sock" GET /memory/poison)
+	if ! grep -Eq "\"guest_phys_addr\": *$((gpa)), *\"length\": *4096, *\"origin\": *\"inherited\"" <<<"$pages"; then
+		fail "$name" "GET /memory/poison after the restore: $pages" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	if ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
+		snap_stop; exec 7>&-; return
+	fi
+	echo done >&7
+	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
+		fail "$name" "no KILN-RESULT after done" "$log"
+	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
+		fail "$name" "the agent failed" "$log"
+	else
+		pass "$name" "Diff file $((alloc >> 20)) MiB allocated of 128 MiB; unmerged Diff stopped at its first chunk; the Full one served by the example Uffd handler verified, its death left $lost (poisoned) and stopped the VM; ${merged%% of *}; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1)"
+	fi
+	snap_stop
+	exec 7>&-
+	rm -rf "$dir"
 }

@@ -243,8 +243,6 @@ int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct sta
 		snprintf(err, errlen, "cannot create %s: %s", f->partial, strerror(errno));
 		goto out;
 	}
-	if (ftruncate(fd, (off_t)gm->size) < 0)
-		ret = -errno;
 	mark = state_section_begin(b, STATE_TAG_MEMORY, SNAPSHOT_MEMORY_VERSION);
 	state_put_u64(b, gm->size);
 	state_put_u64(b, gm->page_size);
@@ -260,6 +258,10 @@ int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct sta
 			   : pwrite_all(fd, buf, (size_t)len, off);
 	}
 	state_section_end(b, mark);
+	/* Sized last (a Diff may end in a hole): a file cut short by a crash is refused at load for
+	 * its size, before any vCPU runs. */
+	if (ret == 0 && ftruncate(fd, (off_t)gm->size) < 0)
+		ret = -errno;
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
 	if (ret < 0)

@@ -94,6 +94,7 @@ int vmm_init(struct vmm *m, const char *id, bool boot_timer)
 		return ret;
 	log_set_instance_id(id);
 	signal(SIGPIPE, SIG_IGN); /* a client or console that goes away is an EPIPE, not death */
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit makes a snapshot fail (EFBIG), not kiln die */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);

@@ -568,6 +568,27 @@ static void write_uncreatable_path_keeps_record(void **state)
 	assert_data_pages(f, f->diff, all, 2);
 }
 
+/* A file the failed snapshots below must leave alone. */
+static void put_old_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "old", 3), 3);
+	close(fd);
+}
+
+static void assert_old_file(const char *path)
+{
+	char buf[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "old", 3);
+	close(fd);
+}
+
 /* A write failing after path.partial exists (the file size limit): the partial file goes, the
  * previous file at path stays, the record stays. */
 static void write_failure_removes_partial_keeps_old_file(void **state)
@@ -576,13 +597,9 @@ static void write_failure_removes_partial_keeps_old_file(void **state)
 	const uint64_t by_kiln[] = { 10 }, by_guest[] = { 20 }, all[] = { 10, 20 };
 	struct rlimit old, small;
 	struct memo m;
-	char buf[8];
-	int fd, ret;
+	int ret;
 
-	fd = open(f->diff, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "old", 3), 3);
-	close(fd);
+	put_old_file(f->diff);
 	fill_memory(f, 1);
 	kiln_writes(f, 2, by_kiln, 1);
 	guest_writes(f, 3, by_guest, 1);
@@ -596,10 +613,7 @@ static void write_failure_removes_partial_keeps_old_file(void **state)
 	assert_int_equal(ret, -EFBIG);
 	assert_non_null(strstr(f->err, f->diff));
 	assert_false(partial_exists(f->diff));
-	fd = open(f->diff, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(read(fd, buf, sizeof(buf)), 3);
-	assert_memory_equal(buf, "old", 3);
-	close(fd);
+	assert_old_file(f->diff);
 	assert_int_equal(write_memory(f, true, f->diff, &m), 0);
 	assert_data_pages(f, f->diff, all, 2);
 }
@@ -613,13 +627,8 @@ static void written_but_not_committed_leaves_old_file_and_record(void **state)
 	struct snapshot_memory_file mf;
 	struct state_buf b;
 	struct memo m;
-	char buf[8];
-	int fd;
 
-	fd = open(f->diff, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "old", 3), 3);
-	close(fd);
+	put_old_file(f->diff);
 	fill_memory(f, 1);
 	kiln_writes(f, 2, by_kiln, 1);
 	guest_writes(f, 3, by_guest, 1);
@@ -630,10 +639,7 @@ static void written_but_not_committed_leaves_old_file_and_record(void **state)
 	snapshot_memory_end(f->vm, &mf, false);
 	state_buf_free(&b);
 	assert_false(partial_exists(f->diff));
-	fd = open(f->diff, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(read(fd, buf, sizeof(buf)), 3);
-	assert_memory_equal(buf, "old", 3);
-	close(fd);
+	assert_old_file(f->diff);
 	assert_int_equal(write_memory(f, true, f->diff, &m), 0);
 	assert_data_pages(f, f->diff, all, 2);
 }

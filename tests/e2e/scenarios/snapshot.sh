@@ -117,9 +117,54 @@ snap_refused() {
 	refusal=${r#400 }
 }
 
-# snap_boot NAME ID SOCK FIFO SNAP_MIB MACHINE_EXTRA [DRIVE]: a kiln with console input from FIFO
-# boots the snapshot agent (2 vCPUs, 128 MiB, MACHINE_EXTRA spliced into machine-config; DRIVE,
-# when given, as a read-only /dev/vda) and waits until it has filled SNAP_MIB MiB. Sets pid and
+# snap_killed NAME DIR: kiln (paused, API on $sock) is killed with -9 while it writes a new
+# snapshot over DIR/b.state and DIR/b.mem: both stay byte for byte as they were, and the memory
+# file the interrupted write left (b.mem.partial) is refused for its size.
+snap_killed() {
+	local dir=$2 sum0 sum1 cpid kiln end=$((SECONDS + 60))
+	sum0=$(cat "$dir/b.state" "$dir/b.mem" | md5sum)
+	kiln=$(pgrep -P "$pid" | head -1)
+	snap_call "$sock" PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$dir/b.state\", \"mem_file_path\": \"$dir/b.mem\"}" >/dev/null &
+	cpid=$!
+	# Builtins only: the kill lands within a scheduler tick of the file's creation.
+	while [ ! -e "$dir/b.mem.partial" ] && [ $SECONDS -lt $end ]; do :; done
+	kill -9 "$kiln"
+	wait $cpid
+	snap_stop
+	sum1=$(cat "$dir/b.state" "$dir/b.mem" | md5sum)
+	if [ ! -e "$dir/b.mem.partial" ] || [ "$sum0" != "$sum1" ]; then
+		fail "$1" "kill -9 during a snapshot: b.mem.partial $( [ -e "$dir/b.mem.partial" ] && echo exists || echo missing), b.state and b.mem $( [ "$sum0" = "$sum1" ] && echo unchanged || echo CHANGED)"
+		return 1
+	fi
+	killed_size=$(stat -c %s "$dir/b.mem.partial")
+	snap_refused "$1" "$sock" "$dir/b.state" "$dir/b.mem.partial" "$killed_size bytes" || return 1
+}
+
+# snap_inherited NAME SOCK GPA LEN: GET /memory/poison lists [GPA, GPA+LEN) as inherited.
+snap_inherited() {
+	local pages
+	pages=$(api_call "$2" GET /memory/poison)
+	if ! grep -Eq "\"guest_phys_addr\": *$(($3)), *\"length\": *$4, *\"origin\": *\"inherited\"" <<<"$pages"; then
+		fail "$1" "GET /memory/poison after the restore: $pages" "$log"
+		return 1
+	fi
+}
+
+# snap_done NAME DETAIL: ends the agent's test; passes NAME with DETAIL and the agent's result.
+snap_done() {
+	echo done >&7
+	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
+		fail "$1" "no KILN-RESULT after done" "$log"
+	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
+		fail "$1" "the agent failed" "$log"
+	else
+		pass "$1" "$2; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1)"
+	fi
+}
+
+# snap_boot NAME ID SOCK FIFO SNAP_MIB MACHINE [DRIVE]: a kiln with console input from FIFO boots
+# the snapshot agent (2 vCPUs; MACHINE, e.g. '"mem_size_mib": 128', spliced into machine-config;
+# DRIVE, when given, as a read-only /dev/vda) and waits until it has filled SNAP_MIB MiB. Sets pid and
 # log; on failure reports NAME failed, stops kiln and returns 1.
 snap_boot() {
 	local name=$1 sock=$3 r m p b
@@ -129,7 +174,7 @@ snap_boot() {
 	fi
 	for r in \
 		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=$5\"}" \
-		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128$6}" \
+		"PUT /machine-config {\"vcpu_count\": 2, $6}" \
 		${7:+"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$7\", \"is_root_device\": false, \"is_read_only\": true}"} \
 		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
 		read -r m p b <<<"$r"
@@ -145,13 +190,13 @@ snap_boot() {
 
 kvm_snapshot_poison_restore() {
 	local name=snapshot-restore dir=${TMPDIR:-/tmp}/kiln-snap.$$ sock=${TMPDIR:-/tmp}/kiln-snap.$$.sock
-	local fifo gpa r pages logs=() ok=1 detail
+	local fifo gpa r logs=() ok=1 detail killed_size
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	fifo=$dir/console
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
-	if ! snap_boot "$name" snapshot-a "$sock" "$fifo" 80 ''; then
+	if ! snap_boot "$name" snapshot-a "$sock" "$fifo" 80 '"mem_size_mib": 128'; then
 		exec 7>&-
 		return
 	fi
@@ -173,17 +218,14 @@ kvm_snapshot_poison_restore() {
 	# Restore 1: every page intact, the poisoned one still poisoned (inherited).
 	snap_restore snapshot-b "$sock" "$dir/a.state" "$dir/a.mem" "$fifo" || { exec 7>&-; return; }
 	logs+=("$log")
-	pages=$(api_call "$sock" GET /memory/poison)
-	if ! grep -Eq "\"guest_phys_addr\": *$((gpa)), *\"length\": *4096, *\"origin\": *\"inherited\"" <<<"$pages"; then
-		fail "$name" "GET /memory/poison after the restore: $pages" "$log"
-		ok=0
-	fi
+	snap_inherited "$name" "$sock" "$gpa" 4096 || ok=0
 	[ $ok = 1 ] && snap_verify "$name" "$log" 1 && snap_poison_read "$name" "$log" 1 &&
-		snap_take "$name" "$sock" "$dir/b.state" "$dir/b.mem" || ok=0
+		snap_take "$name" "$sock" "$dir/b.state" "$dir/b.mem" && snap_killed "$name" "$dir" || ok=0
 	snap_stop
 	[ $ok = 1 ] || { exec 7>&-; return; }
 
-	# Restore 2, from the restored VM's snapshot: the poison is still carried.
+	# Restore 2, from the restored VM's snapshot (which the killed one left alone): the poison
+	# is still carried.
 	snap_restore snapshot-c "$sock" "$dir/b.state" "$dir/b.mem" "$fifo" || { exec 7>&-; return; }
 	logs+=("$log")
 	if ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
@@ -191,18 +233,11 @@ kvm_snapshot_poison_restore() {
 		exec 7>&-
 		return
 	fi
-	echo done >&7
-	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
-		fail "$name" "no KILN-RESULT after done" "$log"
-	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
-		fail "$name" "the agent failed" "$log"
+	detail=$("$KILN" --describe-snapshot "$dir/b.state" 2>&1)
+	if ! grep -q "0x$(printf '%x' $((gpa))) +0x1000 (inherited)" <<<"$detail"; then
+		fail "$name" "--describe-snapshot does not list the poisoned page: $detail"
 	else
-		detail=$("$KILN" --describe-snapshot "$dir/b.state" 2>&1)
-		if ! grep -q "0x$(printf '%x' $((gpa))) +0x1000 (inherited)" <<<"$detail"; then
-			fail "$name" "--describe-snapshot does not list the poisoned page: $detail"
-		else
-			pass "$name" "$(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1); restored twice; $(grep -o 'guest memory restored: [^;]*' "${logs[1]}" | head -1)"
-		fi
+		snap_done "$name" "restored twice; kill -9 during a snapshot left the previous one intact and a $killed_size-byte memory file that was refused; $(grep -o 'guest memory restored: [^;]*' "${logs[1]}" | head -1)"
 	fi
 	snap_stop
 	exec 7>&-
@@ -254,7 +289,7 @@ snap_corrupt() {
 # backend with the example handler, which is then killed.
 kvm_snapshot_diff() {
 	local name=snapshot-diff dir=${TMPDIR:-/tmp}/kiln-snapd.$$ sock=${TMPDIR:-/tmp}/kiln-snapd.$$.sock
-	local fifo gpa r pages alloc merged hpid lost
+	local fifo gpa r alloc merged hpid lost
 	local handler=${KILN_UFFD_HANDLER:-$PWD/build/uffd_handler/kiln-uffd-handler}
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -262,7 +297,7 @@ kvm_snapshot_diff() {
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
 	head -c $((4 << 20)) /dev/urandom >"$dir/disk.img"
-	if ! snap_boot "$name" snapshot-diff-a "$sock" "$fifo" 64 ', "track_dirty_pages": true' \
+	if ! snap_boot "$name" snapshot-diff-a "$sock" "$fifo" 64 '"mem_size_mib": 128, "track_dirty_pages": true' \
 		"$dir/disk.img"; then
 		exec 7>&-
 		return
@@ -318,28 +353,52 @@ kvm_snapshot_diff() {
 		fail "$name" "kiln did not notice its page-fault handler's death" "$log"
 		snap_stop; exec 7>&-; return
 	fi
-	lost=$(grep -o '[0-9]* pages were never served' "$log" | head -1)
+	lost=$(grep -o '[0-9]* pages were never served' "$log" | head -1 | cut -d' ' -f1)
 	snap_stop
 
 	merged=$("$KILN" snapshot-rebase "$dir/base.mem" "$dir/diff.mem" 2>&1) ||
 		{ fail "$name" "snapshot-rebase: $merged"; exec 7>&-; return; }
 	snap_restore snapshot-diff-c "$sock" "$dir/diff.state" "$dir/base.mem" "$fifo" || { exec 7>&-; return; }
-	pages=$(api_call "$sock" GET /memory/poison)
-	if ! grep -Eq "\"guest_phys_addr\": *$((gpa)), *\"length\": *4096, *\"origin\": *\"inherited\"" <<<"$pages"; then
-		fail "$name" "GET /memory/poison after the restore: $pages" "$log"
+	if ! snap_inherited "$name" "$sock" "$gpa" 4096 || ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
 		snap_stop; exec 7>&-; return
 	fi
-	if ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
+	snap_done "$name" "Diff file $((alloc >> 20)) MiB allocated of 128 MiB; unmerged Diff stopped at its first chunk; the Full one served by the example Uffd handler verified, its death poisoned the $lost pages never served and stopped the VM; ${merged%% of *}"
+	snap_stop
+	exec 7>&-
+	rm -rf "$dir"
+}
+
+# Snapshots of 2 MiB hugetlb memory: the restored guest gets hugetlb memory again, the poisoned
+# 2 MiB page is marked before any vCPU runs, and every other page verifies.
+kvm_snapshot_hugepages() {
+	local name=snapshot-2m dir=${TMPDIR:-/tmp}/kiln-snaph.$$ sock=${TMPDIR:-/tmp}/kiln-snaph.$$.sock
+	local fifo gpa r free0 used
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	fifo=$dir/console
+	mkfifo "$fifo"
+	exec 7<>"$fifo"
+	if ! snap_boot "$name" snapshot-2m-a "$sock" "$fifo" 24 '"mem_size_mib": 64, "huge_pages": "2M"'; then
+		exec 7>&-
+		return
+	fi
+	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
+	snap_take "$name" "$sock" "$dir/a.state" "$dir/a.mem" || { snap_stop; exec 7>&-; return; }
+	snap_stop
+	free0=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+	snap_restore snapshot-2m-b "$sock" "$dir/a.state" "$dir/a.mem" "$fifo" || { exec 7>&-; return; }
+	if ! snap_inherited "$name" "$sock" $(( gpa & ~0x1fffff )) 2097152 || ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
 		snap_stop; exec 7>&-; return
 	fi
-	echo done >&7
-	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
-		fail "$name" "no KILN-RESULT after done" "$log"
-	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
-		fail "$name" "the agent failed" "$log"
-	else
-		pass "$name" "Diff file $((alloc >> 20)) MiB allocated of 128 MiB; unmerged Diff stopped at its first chunk; the Full one served by the example Uffd handler verified, its death left $lost (poisoned) and stopped the VM; ${merged%% of *}; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1)"
+	# All 32 pages but the poisoned one are in by now, from the hugetlb pool.
+	used=$((free0 - $(awk '/HugePages_Free/ {print $2}' /proc/meminfo)))
+	if [ "$used" -lt 31 ]; then
+		fail "$name" "the restored guest took $used hugepages (wanted 31 or 32)" "$log"
+		snap_stop; exec 7>&-; return
 	fi
+	snap_done "$name" "2 MiB page 0x$(printf '%x' $(( gpa & ~0x1fffff ))) inherited; $used hugepages in use; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"
 	snap_stop
 	exec 7>&-
 	rm -rf "$dir"

@@ -67,6 +67,11 @@ int snapshot_restore_memory(struct vm *vm) __attribute__((warn_unused_result));
 void snapshot_stop_memory(struct vm *vm);
 int snapshot_restore_state(struct vm *vm) __attribute__((warn_unused_result));
 
+/* Every virtio transport of vm into out, in the order vm_virtio_init creates them (the order of
+ * the VIOD sections); returns the count. */
+struct virtio_mmio;
+unsigned snapshot_virtio_devices(struct vm *vm, struct virtio_mmio **out);
+
 /* `kiln --describe-snapshot F`: the format version, sections, vCPUs, devices, memory and poison
  * log of state file path, on out. 0, or -errno with one line in err. */
 int snapshot_describe(FILE *out, const char *path, char *err, size_t errlen)

@@ -544,3 +544,78 @@ int main(int argc, char **argv)
 		result_fail(&r, "unknown test (kiln.test=%s)", name);
 	finish(&a, name, &r);
 }
+
+/* In read_in_child's child: reports the SIGBUS and ends with AGENT_EXIT_SIGBUS_BASE + si_code. */
+static void child_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	char line[128];
+	int n;
+
+	(void)sig;
+	(void)ctx;
+	n = snprintf(line, sizeof(line),
+		     "kiln-agent: reader got SIGBUS si_code=%d%s addr=%p addr_lsb=%d\n",
+		     si->si_code, si->si_code == BUS_MCEERR_AR ? " (BUS_MCEERR_AR)" : "",
+		     si->si_addr, (int)si->si_addr_lsb);
+	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
+		n = 0;
+	_exit(AGENT_EXIT_SIGBUS_BASE + si->si_code);
+}
+
+int read_in_child(const volatile uint8_t *buf, size_t len, int expect)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct sigaction sa = { .sa_sigaction = child_sigbus, .sa_flags = SA_SIGINFO };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		for (size_t off = 0; off < len; off += 4096) {
+			uint8_t first = buf[off], last = buf[off + 4095];
+
+			if (expect >= 0 && (first != expect || last != expect))
+				_exit(AGENT_EXIT_CORRUPT);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+int guest_phys(const void *p, uint64_t *gpa)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &entry, sizeof(entry), (off_t)((uintptr_t)p / 4096 * sizeof(entry))) !=
+	    (ssize_t)sizeof(entry))
+		ret = -EIO;
+	close(fd);
+	if (ret == 0 && (!(entry >> 63) || !(entry & ((1ull << 55) - 1))))
+		ret = -ENOENT;
+	if (ret == 0)
+		*gpa = (entry & ((1ull << 55) - 1)) * 4096;
+	return ret;
+}
+
+int reserve_hugepages(unsigned count)
+{
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%u\n", count);
+	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC);
+	ssize_t w;
+
+	if (fd < 0)
+		return -errno;
+	w = write(fd, text, (size_t)n);
+	close(fd);
+	return w == n ? 0 : -EIO;
+}

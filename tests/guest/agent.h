@@ -39,6 +39,23 @@ uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 /* Reads up to size - 1 bytes of path into buf, NUL-terminated; returns the length or -errno. */
 ssize_t read_text(const char *path, char *buf, size_t size);
 
+/* A child of read_in_child that took SIGBUS ends with this status plus the si_code; one that
+ * found a byte other than the expected one ends with AGENT_EXIT_CORRUPT. */
+#define AGENT_EXIT_SIGBUS_BASE 100
+#define AGENT_EXIT_CORRUPT 3
+
+/* Reads the first and last byte of every 4 KiB page of buf in a child, which reports a SIGBUS
+ * on stdout; with expect >= 0 each must equal it. Returns the child's wait status, -1 when it
+ * could not run. */
+int read_in_child(const volatile uint8_t *buf, size_t len, int expect);
+
+/* The guest-physical address of the page holding p (from /proc/self/pagemap) into *gpa; 0, or
+ * -errno (-ENOENT: the page has no frame). */
+int guest_phys(const void *p, uint64_t *gpa);
+
+/* Asks the kernel for count free 2 MiB pages; 0 or -errno. */
+int reserve_hugepages(unsigned count);
+
 /* Copies the value of kiln.KEY=VALUE from the command line into val; the last one wins. */
 bool param_get(const struct agent *a, const char *key, char *val, size_t size);
 

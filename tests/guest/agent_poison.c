@@ -22,75 +22,7 @@
 #define PAGE 4096ul
 #define HUGE (2ul << 20)
 #define PATTERN 0xa5
-/* A child that died of this exit status took SIGBUS; the si_code is added. */
-#define EXIT_SIGBUS_BASE 100
-#define EXIT_CORRUPT 3
 #define WAIT_SECONDS 120
-
-/* In the reading child: reports the SIGBUS and ends with EXIT_SIGBUS_BASE + si_code. */
-static void child_sigbus(int sig, siginfo_t *si, void *ctx)
-{
-	char line[128];
-	int n;
-
-	(void)sig;
-	(void)ctx;
-	n = snprintf(line, sizeof(line),
-		     "kiln-agent: poison: reader got SIGBUS si_code=%d%s addr=%p addr_lsb=%d\n",
-		     si->si_code, si->si_code == BUS_MCEERR_AR ? " (BUS_MCEERR_AR)" : "",
-		     si->si_addr, (int)si->si_addr_lsb);
-	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-		n = 0;
-	_exit(EXIT_SIGBUS_BASE + si->si_code);
-}
-
-/* Reads every 4 KiB page of buf in a child; its wait status. */
-static int read_in_child(const volatile uint8_t *buf, size_t len)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		struct sigaction sa = { .sa_sigaction = child_sigbus, .sa_flags = SA_SIGINFO };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGBUS, &sa, NULL);
-		for (size_t off = 0; off < len; off += PAGE)
-			if (buf[off] != PATTERN || buf[off + PAGE - 1] != PATTERN)
-				_exit(EXIT_CORRUPT);
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return status;
-}
-
-/* The guest-physical address of the page holding p, from /proc/self/pagemap; 0 if unknown. */
-static uint64_t guest_phys(const void *p, struct result *r)
-{
-	uint64_t entry = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	off_t at = (off_t)((uintptr_t)p / PAGE * sizeof(entry));
-
-	if (fd < 0) {
-		result_fail(r, "open /proc/self/pagemap: %s", strerror(errno));
-		return 0;
-	}
-	if (pread(fd, &entry, sizeof(entry), at) != (ssize_t)sizeof(entry)) {
-		result_fail(r, "read /proc/self/pagemap: %s", strerror(errno));
-		close(fd);
-		return 0;
-	}
-	close(fd);
-	if (!(entry >> 63) || !(entry & ((1ull << 55) - 1))) {
-		result_fail(r, "pagemap entry 0x%llx has no PFN", (unsigned long long)entry);
-		return 0;
-	}
-	return (entry & ((1ull << 55) - 1)) * PAGE;
-}
 
 /* The first kernel log line holding "Memory failure" into line; false when there is none. */
 static bool kmsg_find(char *line, size_t size)
@@ -122,21 +54,6 @@ static bool kmsg_find(char *line, size_t size)
 	}
 	close(fd);
 	return found;
-}
-
-/* Asks the kernel for count free 2 MiB pages. */
-static int reserve_hugepages(unsigned count)
-{
-	char text[16];
-	int n = snprintf(text, sizeof(text), "%u\n", count);
-	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC);
-	ssize_t w;
-
-	if (fd < 0)
-		return -errno;
-	w = write(fd, text, (size_t)n);
-	close(fd);
-	return w == n ? 0 : -EIO;
 }
 
 /*
@@ -232,9 +149,10 @@ void test_poison(const struct agent *a, struct result *r)
 	memset(buf, PATTERN, len);
 	if (mlock(buf, len) != 0)
 		result_note(r, "mlock: %s", strerror(errno));
-	gpa = guest_phys(buf, r);
-	if (!gpa)
+	if ((ret = guest_phys(buf, &gpa)) < 0) {
+		result_fail(r, "the buffer's guest-physical address (pagemap): %s", strerror(-ret));
 		return;
+	}
 	if (gpa % len) {
 		result_fail(r, "buffer at guest-physical 0x%llx is not %zu-aligned",
 			    (unsigned long long)gpa, len);
@@ -249,7 +167,7 @@ void test_poison(const struct agent *a, struct result *r)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		status = read_in_child(buf, len);
+		status = read_in_child(buf, len, PATTERN);
 		tries++;
 		if (status != 0)
 			break;
@@ -265,11 +183,11 @@ void test_poison(const struct agent *a, struct result *r)
 		result_fail(r, "fork/waitpid: %s", strerror(errno));
 		return;
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_CORRUPT) {
+	if (WIFEXITED(status) && WEXITSTATUS(status) == AGENT_EXIT_CORRUPT) {
 		result_fail(r, "the buffer read back changed data: silent corruption");
 		return;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != EXIT_SIGBUS_BASE + BUS_MCEERR_AR) {
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != AGENT_EXIT_SIGBUS_BASE + BUS_MCEERR_AR) {
 		result_fail(r, "the reader ended with %s %d, not SIGBUS BUS_MCEERR_AR",
 			    WIFEXITED(status) ? "exit status" : "signal",
 			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
@@ -280,7 +198,7 @@ void test_poison(const struct agent *a, struct result *r)
 		return;
 	}
 	/* Still alive: a new process runs, and the clock moves. */
-	if (read_in_child(buf, 0) != 0 || read_text("/proc/uptime", up, sizeof(up)) <= 0) {
+	if (read_in_child(buf, 0, PATTERN) != 0 || read_text("/proc/uptime", up, sizeof(up)) <= 0) {
 		result_fail(r, "the guest did not carry on after the memory error");
 		return;
 	}

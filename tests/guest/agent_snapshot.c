@@ -8,11 +8,14 @@
  *           writes them: only kiln's own record sees that), so a Diff snapshot must hold both;
  *   done    ends the test (PASS when no page ever changed and every poison read took a machine
  *           check).
- * kiln.snap_mib=N sizes the buffer (default 64). */
+ * kiln.snap_mib=N sizes the buffer (default 64). kiln.snap_huge=1: the page handed to the host
+ * for poisoning is a guest 2 MiB huge page of its own (on 2 MiB hugetlb memory the host poisons
+ * whole 2 MiB pages, which must then hold nothing else the agent uses). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,51 +41,6 @@ static void fill_page(uint8_t *page, size_t index)
 	}
 }
 
-static void child_sigbus(int sig, siginfo_t *si, void *ctx)
-{
-	(void)sig;
-	(void)ctx;
-	_exit(si->si_code == BUS_MCEERR_AR ? 42 : 43);
-}
-
-/* Reads the page in a child: 42 when it took SIGBUS BUS_MCEERR_AR, 43 another SIGBUS, 0 when it
- * read fine, -1 on a fork failure. */
-static int read_poisoned(const volatile uint8_t *page)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		struct sigaction sa = { .sa_sigaction = child_sigbus, .sa_flags = SA_SIGINFO };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGBUS, &sa, NULL);
-		for (size_t i = 0; i < PAGE; i += 64)
-			(void)page[i];
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* The guest-physical address of the page at p (pagemap); 0 when unknown. */
-static uint64_t phys_of(const void *p)
-{
-	uint64_t e = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) != 8)
-		e = 0;
-	close(fd);
-	return (e >> 63) ? (e & ((1ull << 55) - 1)) * PAGE : 0;
-}
-
 /* mutate: CPU writes to every 7th page, then the device's writes over the first pages. Updates
  * the CRCs; prints what it did. */
 static void mutate(uint8_t *buf, uint32_t *crc, size_t pages, size_t target, unsigned gen)
@@ -100,7 +58,7 @@ static void mutate(uint8_t *buf, uint32_t *crc, size_t pages, size_t target, uns
 	}
 	fd = open("/dev/vda", O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd >= 0) {
-		size_t max = target * PAGE < (4ul << 20) ? target * PAGE : (4ul << 20);
+		size_t max = pages * PAGE / 2 < (4ul << 20) ? pages * PAGE / 2 : (4ul << 20);
 
 		got = pread(fd, buf, max, 0);
 		close(fd);
@@ -113,16 +71,19 @@ static void mutate(uint8_t *buf, uint32_t *crc, size_t pages, size_t target, uns
 
 void test_snapshot(const struct agent *a, struct result *r)
 {
-	unsigned long mib = 64;
+	unsigned long mib = 64, huge = 0;
 	size_t pages, target, bad_total = 0, verifies = 0, poisons = 0;
 	unsigned gen = 0;
 	uint32_t *crc;
-	uint8_t *buf;
+	uint8_t *buf, *victim;
+	uint64_t gpa = 0;
 	char line[64];
 	FILE *in;
+	int ret;
 
-	if (param_ulong(a, "snap_mib", &mib) < 0 || mib == 0) {
-		result_fail(r, "kiln.snap_mib must be a positive number");
+	if (param_ulong(a, "snap_mib", &mib) < 0 || mib == 0 ||
+	    param_ulong(a, "snap_huge", &huge) < 0) {
+		result_fail(r, "kiln.snap_mib must be a positive number, kiln.snap_huge 0 or 1");
 		return;
 	}
 	pages = mib * (1ul << 20) / PAGE;
@@ -138,9 +99,29 @@ void test_snapshot(const struct agent *a, struct result *r)
 	}
 	if (mlock(buf, pages * PAGE) != 0)
 		result_note(r, "mlock: %s", strerror(errno));
-	target = pages / 2;
-	printf("KILN-SNAP-READY gpa=0x%llx pages=%zu\n",
-	       (unsigned long long)phys_of(buf + target * PAGE), pages);
+	/* The page for the host to poison: one in the middle of the buffer, left out of verify
+	 * and mutate, or a guest huge page of its own. */
+	target = huge ? SIZE_MAX : pages / 2;
+	victim = buf + pages / 2 * PAGE;
+	if (huge) {
+		if ((ret = reserve_hugepages(2)) < 0) {
+			result_fail(r, "cannot reserve guest huge pages: %s", strerror(-ret));
+			return;
+		}
+		victim = mmap(NULL, 2ul << 20, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
+		if (victim == MAP_FAILED) {
+			result_fail(r, "mmap of a guest huge page: %s", strerror(errno));
+			return;
+		}
+		memset(victim, 0x5a, 2ul << 20);
+	}
+	if ((ret = guest_phys(victim, &gpa)) < 0) {
+		result_fail(r, "the guest-physical address of the page to poison: %s",
+			    strerror(-ret));
+		return;
+	}
+	printf("KILN-SNAP-READY gpa=0x%llx pages=%zu\n", (unsigned long long)gpa, pages);
 	fflush(stdout);
 	in = fopen("/dev/console", "r");
 	if (!in) {
@@ -159,14 +140,16 @@ void test_snapshot(const struct agent *a, struct result *r)
 			}
 			bad_total += bad;
 			verifies++;
-			printf("KILN-SNAP-VERIFIED pages=%zu bad=%zu first_bad=%zu\n", pages - 1, bad,
-			       bad ? first : 0);
+			printf("KILN-SNAP-VERIFIED pages=%zu bad=%zu first_bad=%zu\n",
+			       pages - (target < pages), bad, bad ? first : 0);
 		} else if (!strncmp(line, "poison", 6)) {
-			int st = read_poisoned(buf + target * PAGE);
+			int st = read_in_child(victim, PAGE, -1);
+			bool mce = st > 0 && WIFEXITED(st) &&
+				   WEXITSTATUS(st) == AGENT_EXIT_SIGBUS_BASE + BUS_MCEERR_AR;
 
-			poisons += st == 42;
+			poisons += mce;
 			printf("KILN-SNAP-POISON %s (child status %d)\n",
-			       st == 42 ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
+			       mce ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
 		} else if (!strncmp(line, "mutate", 6)) {
 			mutate(buf, crc, pages, target, ++gen);
 		} else if (!strncmp(line, "done", 4)) {
@@ -183,5 +166,5 @@ void test_snapshot(const struct agent *a, struct result *r)
 		result_fail(r, "never asked to verify");
 	else
 		result_note(r, "%zu pages intact over %zu verifications; %zu poisoned read(s) took a "
-			    "machine check", pages - 1, verifies, poisons);
+			    "machine check", pages - (target < pages), verifies, poisons);
 }

@@ -126,8 +126,8 @@ snap_killed() {
 	kiln=$(pgrep -P "$pid" | head -1)
 	snap_call "$sock" PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$dir/b.state\", \"mem_file_path\": \"$dir/b.mem\"}" >/dev/null &
 	cpid=$!
-	# Builtins only: the kill lands within a scheduler tick of the file's creation.
-	while [ ! -e "$dir/b.mem.partial" ] && [ $SECONDS -lt $end ]; do :; done
+	# Builtins only: the kill lands within a scheduler tick of the first bytes written.
+	while [ ! -s "$dir/b.mem.partial" ] && [ $SECONDS -lt $end ]; do :; done
 	kill -9 "$kiln"
 	wait $cpid
 	snap_stop
@@ -162,9 +162,10 @@ snap_done() {
 	fi
 }
 
-# snap_boot NAME ID SOCK FIFO SNAP_MIB MACHINE [DRIVE]: a kiln with console input from FIFO boots
-# the snapshot agent (2 vCPUs; MACHINE, e.g. '"mem_size_mib": 128', spliced into machine-config;
-# DRIVE, when given, as a read-only /dev/vda) and waits until it has filled SNAP_MIB MiB. Sets pid and
+# snap_boot NAME ID SOCK FIFO AGENT_ARGS MACHINE [DRIVE]: a kiln with console input from FIFO
+# boots the snapshot agent (AGENT_ARGS such as 'kiln.snap_mib=80'; 2 vCPUs; MACHINE, e.g.
+# '"mem_size_mib": 128', spliced into machine-config; DRIVE, when given, as a read-only
+# /dev/vda) and waits until it has filled its memory. Sets pid and
 # log; on failure reports NAME failed, stops kiln and returns 1.
 snap_boot() {
 	local name=$1 sock=$3 r m p b
@@ -173,7 +174,7 @@ snap_boot() {
 		return 1
 	fi
 	for r in \
-		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=$5\"}" \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot $5\"}" \
 		"PUT /machine-config {\"vcpu_count\": 2, $6}" \
 		${7:+"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$7\", \"is_root_device\": false, \"is_read_only\": true}"} \
 		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
@@ -196,7 +197,7 @@ kvm_snapshot_poison_restore() {
 	fifo=$dir/console
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
-	if ! snap_boot "$name" snapshot-a "$sock" "$fifo" 80 '"mem_size_mib": 128'; then
+	if ! snap_boot "$name" snapshot-a "$sock" "$fifo" kiln.snap_mib=80 '"mem_size_mib": 128'; then
 		exec 7>&-
 		return
 	fi
@@ -297,7 +298,7 @@ kvm_snapshot_diff() {
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
 	head -c $((4 << 20)) /dev/urandom >"$dir/disk.img"
-	if ! snap_boot "$name" snapshot-diff-a "$sock" "$fifo" 64 '"mem_size_mib": 128, "track_dirty_pages": true' \
+	if ! snap_boot "$name" snapshot-diff-a "$sock" "$fifo" kiln.snap_mib=64 '"mem_size_mib": 128, "track_dirty_pages": true' \
 		"$dir/disk.img"; then
 		exec 7>&-
 		return
@@ -369,7 +370,8 @@ kvm_snapshot_diff() {
 }
 
 # Snapshots of 2 MiB hugetlb memory: the restored guest gets hugetlb memory again, the poisoned
-# 2 MiB page is marked before any vCPU runs, and every other page verifies.
+# 2 MiB page is marked before any vCPU runs, and every other page verifies. The page handed to
+# the host is a guest huge page of its own: the host poisons all of its 2 MiB page.
 kvm_snapshot_hugepages() {
 	local name=snapshot-2m dir=${TMPDIR:-/tmp}/kiln-snaph.$$ sock=${TMPDIR:-/tmp}/kiln-snaph.$$.sock
 	local fifo gpa r free0 used
@@ -378,7 +380,7 @@ kvm_snapshot_hugepages() {
 	fifo=$dir/console
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
-	if ! snap_boot "$name" snapshot-2m-a "$sock" "$fifo" 24 '"mem_size_mib": 64, "huge_pages": "2M"'; then
+	if ! snap_boot "$name" snapshot-2m-a "$sock" "$fifo" 'kiln.snap_mib=24 kiln.snap_huge=1' '"mem_size_mib": 64, "huge_pages": "2M"'; then
 		exec 7>&-
 		return
 	fi

@@ -87,22 +87,11 @@ void test_snapshot(const struct agent *a, struct result *r)
 		return;
 	}
 	pages = mib * (1ul << 20) / PAGE;
-	buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	crc = calloc(pages, sizeof(*crc));
-	if (buf == MAP_FAILED || !crc) {
-		result_fail(r, "cannot allocate %lu MiB: %s", mib, strerror(errno));
-		return;
-	}
-	for (size_t i = 0; i < pages; i++) {
-		fill_page(buf + i * PAGE, i);
-		crc[i] = crc32_update(0, buf + i * PAGE, PAGE);
-	}
-	if (mlock(buf, pages * PAGE) != 0)
-		result_note(r, "mlock: %s", strerror(errno));
-	/* The page for the host to poison: one in the middle of the buffer, left out of verify
-	 * and mutate, or a guest huge page of its own. */
+	/* A guest huge page of its own for the host to poison, reserved before the buffer
+	 * fragments memory; else a page in the middle of the buffer, left out of verify and
+	 * mutate. */
 	target = huge ? SIZE_MAX : pages / 2;
-	victim = buf + pages / 2 * PAGE;
+	victim = NULL;
 	if (huge) {
 		if ((ret = reserve_hugepages(2)) < 0) {
 			result_fail(r, "cannot reserve guest huge pages: %s", strerror(-ret));
@@ -116,6 +105,20 @@ void test_snapshot(const struct agent *a, struct result *r)
 		}
 		memset(victim, 0x5a, 2ul << 20);
 	}
+	buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	crc = calloc(pages, sizeof(*crc));
+	if (buf == MAP_FAILED || !crc) {
+		result_fail(r, "cannot allocate %lu MiB: %s", mib, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < pages; i++) {
+		fill_page(buf + i * PAGE, i);
+		crc[i] = crc32_update(0, buf + i * PAGE, PAGE);
+	}
+	if (mlock(buf, pages * PAGE) != 0)
+		result_note(r, "mlock: %s", strerror(errno));
+	if (!victim)
+		victim = buf + pages / 2 * PAGE;
 	if ((ret = guest_phys(victim, &gpa)) < 0) {
 		result_fail(r, "the guest-physical address of the page to poison: %s",
 			    strerror(-ret));

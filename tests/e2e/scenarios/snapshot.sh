@@ -182,7 +182,8 @@ snap_boot() {
 		r=$(api_call "$sock" "$m" "$p" "$b")
 		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; return 1; }
 	done
-	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' ||
+		! log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
 		fail "$name" "the guest never filled its memory" "$log"
 		snap_stop
 		return 1

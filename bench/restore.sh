@@ -34,7 +34,7 @@ rst_wait_sock() {
 }
 
 restore_benches() {
-	local dir kiln handler mib fill size cfg args i b body f u q qv fv uv
+	local dir kiln handler mib fill size cfg args i b body f u q qv fv uv rst_notes
 	# Under /tmp (tmpfs in L1): snapshot files in memory for both monitors, and sockets, which
 	# the harness's 9p share cannot hold. Private copies of the binaries, which may be rebuilt
 	# while this runs.
@@ -42,7 +42,7 @@ restore_benches() {
 	kiln=$dir/kiln handler=$dir/kiln-uffd-handler
 	cp build/kiln "$kiln"
 	cp build/uffd_handler/kiln-uffd-handler "$handler"
-	rst_md_rows='' rst_json_rows=''
+	rst_md_rows='' rst_json_rows='' rst_notes=''
 	for size in $rst_sizes; do
 		mib=${size%%:*} fill=${size#*:}
 		rm -f "$work"/rst-*-"$mib"
@@ -98,6 +98,9 @@ JSON
 			say "restore $mib MiB run $i/$rst_runs (load verified, ms): kiln File $(tail -1 "$work/rst-kiln-File-$mib"), Uffd $(tail -1 "$work/rst-kiln-Uffd-$mib"), QEMU $(tail -1 "$work/rst-qemu-$mib")"
 		done
 		rm -f "$dir"/k.* "$dir/q.mig"
+		f=$(grep -o 'guest memory restored: .*' "$work/rst-kiln-File-$mib.log" | tr -d '\r' | tail -1)
+		rst_notes+="${rst_notes:+; }$mib MiB: ${f#guest memory restored: }"
+		[ -n "$f" ] || rst_notes+="not all restored when the guest was done"
 
 		f=$(cut -d' ' -f1 "$work/rst-kiln-File-$mib" | median)
 		u=$(cut -d' ' -f1 "$work/rst-kiln-Uffd-$mib" | median)
@@ -115,7 +118,8 @@ JSON
 	rm -rf "$dir"
 	rst_md_text="Restore rows: the snapshot agent's guest (1 vCPU; 128 MiB filling 80 MiB, 512 MiB filling
 300 MiB with a pattern whose CRC it keeps per page) is snapshotted once per size and monitor,
-then restored $rst_runs times by each, alternating (median given), all files on L1's tmpfs.
+then restored by each monitor in turn, $rst_runs restores per figure (median given), all files
+on L1's tmpfs.
 kiln: paused, \`PUT /snapshot/create\` (Full); each restore is a fresh \`kiln --api-sock\` given
 \`PUT /snapshot/load\` with \`resume_vm\` true, from the memory file (File: kiln's own uffd
 thread, faulted pages first, the rest in the background) or through
@@ -129,6 +133,8 @@ socket connected), read with CLOCK_MONOTONIC. *Running*: kiln's 204, QEMU's answ
 \`cont\`. *Verified*: the guest's answer to \`verify\`, written on its serial console right
 after, has arrived: it has read every page it filled and found them intact (bad=0), so for
 kiln every one of them has been faulted in. QEMU reads the whole file before its guest runs;
-kiln's guest runs first and takes its memory as it touches it. Ratio: File/QEMU and Uffd/QEMU;
+kiln's guest runs first and takes its memory as it touches it, while (File) kiln's uffd thread
+copies the rest; L1 has one CPU, which that thread, the handler and the guest's vCPU share.
+kiln's own account of its last File restore: $rst_notes. Ratio: File/QEMU and Uffd/QEMU;
 below 1 kiln is faster."
 }

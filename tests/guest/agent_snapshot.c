@@ -93,7 +93,7 @@ void test_snapshot(const struct agent *a, struct result *r)
 	target = huge ? SIZE_MAX : pages / 2;
 	victim = NULL;
 	if (huge) {
-		if ((ret = reserve_hugepages(2)) < 0) {
+		if ((ret = reserve_hugepages(1)) < 0) {
 			result_fail(r, "cannot reserve guest huge pages: %s", strerror(-ret));
 			return;
 		}

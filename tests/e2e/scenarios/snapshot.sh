@@ -162,6 +162,11 @@ snap_done() {
 	fi
 }
 
+# snap_booted: the agent filled its memory, or gave up, or kiln is gone (as timeout(1)'s child).
+snap_booted() {
+	log_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' || ! pgrep -P "$pid" >/dev/null
+}
+
 # snap_boot NAME ID SOCK FIFO AGENT_ARGS MACHINE [DRIVE]: a kiln with console input from FIFO
 # boots the snapshot agent (AGENT_ARGS such as 'kiln.snap_mib=80'; 2 vCPUs; MACHINE, e.g.
 # '"mem_size_mib": 128', spliced into machine-config; DRIVE, when given, as a read-only
@@ -182,8 +187,7 @@ snap_boot() {
 		r=$(api_call "$sock" "$m" "$p" "$b")
 		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; return 1; }
 	done
-	if ! wait_for 200 log_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' ||
-		! log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+	if ! wait_for 200 snap_booted || ! log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
 		fail "$name" "the guest never filled its memory" "$log"
 		snap_stop
 		return 1
@@ -381,7 +385,7 @@ kvm_snapshot_hugepages() {
 	fifo=$dir/console
 	mkfifo "$fifo"
 	exec 7<>"$fifo"
-	if ! snap_boot "$name" snapshot-2m-a "$sock" "$fifo" 'kiln.snap_mib=24 kiln.snap_huge=1' '"mem_size_mib": 64, "huge_pages": "2M"'; then
+	if ! snap_boot "$name" snapshot-2m-a "$sock" "$fifo" 'kiln.snap_mib=24 kiln.snap_huge=1' '"mem_size_mib": 96, "huge_pages": "2M"'; then
 		exec 7>&-
 		return
 	fi
@@ -395,10 +399,10 @@ kvm_snapshot_hugepages() {
 	if ! snap_inherited "$name" "$sock" $(( gpa & ~0x1fffff )) 2097152 || ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
 		snap_stop; exec 7>&-; return
 	fi
-	# All 32 pages but the poisoned one are in by now, from the hugetlb pool.
+	# All 48 pages but the poisoned one are in by now, from the hugetlb pool.
 	used=$((free0 - $(awk '/HugePages_Free/ {print $2}' /proc/meminfo)))
-	if [ "$used" -lt 31 ]; then
-		fail "$name" "the restored guest took $used hugepages (wanted 31 or 32)" "$log"
+	if [ "$used" -lt 47 ]; then
+		fail "$name" "the restored guest took $used hugepages (wanted 47 or 48)" "$log"
 		snap_stop; exec 7>&-; return
 	fi
 	snap_done "$name" "2 MiB page 0x$(printf '%x' $(( gpa & ~0x1fffff ))) inherited; $used hugepages in use; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"

@@ -375,8 +375,9 @@ kvm_snapshot_diff() {
 }
 
 # Snapshots of 2 MiB hugetlb memory: the restored guest gets hugetlb memory again, the poisoned
-# 2 MiB page is marked before any vCPU runs, and every other page verifies. The page handed to
-# the host is a guest huge page of its own: the host poisons all of its 2 MiB page.
+# 2 MiB page is marked before any vCPU runs, every other page verifies, and the guest's read of
+# the page takes a machine check. The page handed to the host is a guest huge page of its own:
+# the host poisons all of its 2 MiB page.
 kvm_snapshot_hugepages() {
 	local name=snapshot-2m dir=${TMPDIR:-/tmp}/kiln-snaph.$$ sock=${TMPDIR:-/tmp}/kiln-snaph.$$.sock
 	local fifo gpa r free0 used
@@ -396,7 +397,7 @@ kvm_snapshot_hugepages() {
 	snap_stop
 	free0=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 	snap_restore snapshot-2m-b "$sock" "$dir/a.state" "$dir/a.mem" "$fifo" || { exec 7>&-; return; }
-	if ! snap_inherited "$name" "$sock" $(( gpa & ~0x1fffff )) 2097152 || ! snap_verify "$name" "$log" 1 || ! snap_poison_read "$name" "$log" 1; then
+	if ! snap_inherited "$name" "$sock" "$gpa" 2097152 || ! snap_verify "$name" "$log" 1; then
 		snap_stop; exec 7>&-; return
 	fi
 	# All 48 pages but the poisoned one are in by now, from the hugetlb pool.
@@ -405,7 +406,15 @@ kvm_snapshot_hugepages() {
 		fail "$name" "the restored guest took $used hugepages (wanted 47 or 48)" "$log"
 		snap_stop; exec 7>&-; return
 	fi
-	snap_done "$name" "2 MiB page 0x$(printf '%x' $(( gpa & ~0x1fffff ))) inherited; $used hugepages in use; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"
+	# The guest's read takes a machine check. The guest is told of 4 KiB (Linux takes no
+	# coarser report) and hands the rest of the 2 MiB page back to its allocator, where its next
+	# use is fatal: so this is the last thing the guest does (see README, Not supported yet).
+	echo poison >&7
+	if ! wait_for 60 log_has "$log" "Memory failure: 0x$(printf '%x' $((gpa >> 12))): Sending SIGBUS"; then
+		fail "$name" "the guest's read of the poisoned 2 MiB page took no machine check" "$log"
+		snap_stop; exec 7>&-; return
+	fi
+	pass "$name" "2 MiB page 0x$(printf '%x' "$gpa") inherited; $used hugepages in use; $(grep -o 'KILN-SNAP-VERIFIED[^\r]*' "$log" | head -1); the guest's read took a machine check; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"
 	snap_stop
 	exec 7>&-
 	rm -rf "$dir"

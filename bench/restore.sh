@@ -77,7 +77,7 @@ JSON
 				if [ $b = Uffd ]; then
 					f=$dir/uffd.sock
 					rm -f "$f"
-					"$handler" "$f" "$dir/k.mem" 2>>"$work/rst-uffd-handler-$mib.log" &
+					"$handler" "$f" "$dir/k.mem" >>"$work/rst-uffd-handler-$mib.log" 2>&1 &
 					rst_handler=$!
 					rst_wait_sock "$f"
 				fi
@@ -98,9 +98,10 @@ JSON
 			say "restore $mib MiB run $i/$rst_runs (load verified, ms): kiln File $(tail -1 "$work/rst-kiln-File-$mib"), Uffd $(tail -1 "$work/rst-kiln-Uffd-$mib"), QEMU $(tail -1 "$work/rst-qemu-$mib")"
 		done
 		rm -f "$dir"/k.* "$dir/q.mig"
-		f=$(grep -o 'guest memory restored: .*' "$work/rst-kiln-File-$mib.log" | tr -d '\r' | tail -1)
-		rst_notes+="${rst_notes:+; }$mib MiB: ${f#guest memory restored: }"
-		[ -n "$f" ] || rst_notes+="not all restored when the guest was done"
+		# restoretime's log lines start with "[ms since the load request]".
+		f=$(grep 'guest memory restored: ' "$work/rst-kiln-File-$mib.log" | tr -d '\r' | tail -1 |
+			sed -E 's/^\[ *([0-9.]+)\] .*guest memory restored: (.*)/\2, the last of them \1 ms after the load call/')
+		rst_notes+="${rst_notes:+; }$mib MiB: ${f:-not all restored when the guest was done}"
 
 		f=$(cut -d' ' -f1 "$work/rst-kiln-File-$mib" | median)
 		u=$(cut -d' ' -f1 "$work/rst-kiln-Uffd-$mib" | median)

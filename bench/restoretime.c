@@ -13,7 +13,9 @@
  * waits for KILN-SNAP-VERIFIED with bad=0, sends "done" and waits for KILN-RESULT snapshot PASS.
  * Prints "load_ms=L verified_ms=V" (both from the moment the load request is written; L until
  * the 204, or QMP's answer to cont; V until the guest's verified line arrives), or "take_ms=T".
- * The command (in a process group of its own) is killed at the end. Exit 0 on success. */
+ * The command (in a process group of its own) is killed at the end. Exit 0 on success. Each line
+ * in the log starts with the milliseconds since the command started or, after a load request,
+ * since that request was written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,7 +35,7 @@ struct run {
 	pid_t pid;
 	int in, out;
 	FILE *log;
-	double deadline;
+	double deadline, since; /* since: when the log's times count from */
 	size_t len;
 	char buf[65536];
 	char last[4096]; /* the last output line that held a marker */
@@ -72,8 +74,10 @@ static int scan_lines(struct run *r, const char *marker)
 		size_t n = (size_t)(nl - r->buf) + 1;
 		bool hit;
 
-		if (r->log)
+		if (r->log) {
+			fprintf(r->log, "[%9.1f] ", now_ms() - r->since);
 			fwrite(r->buf, 1, n, r->log);
+		}
 		*nl = '\0';
 		hit = marker && strstr(r->buf, marker);
 		if (hit)
@@ -311,13 +315,23 @@ static int kiln_take(struct run *r, struct peer *p, const char *sock, const char
 	return 0;
 }
 
+/* Logs that the load request goes now, and counts the log's times from it: the time. */
+static double load_starts(struct run *r)
+{
+	scan_lines(r, NULL);
+	r->since = now_ms();
+	if (r->log)
+		fprintf(r->log, "[%9.1f] restoretime: the load request goes now\n", 0.0);
+	return r->since;
+}
+
 static int kiln_load(struct run *r, struct peer *p, const char *sock, const char *body)
 {
 	double t0, loaded, verified;
 
 	if (connect_wait(r, p, sock) < 0)
 		return -1;
-	t0 = now_ms();
+	t0 = load_starts(r);
 	if (http(r, p, "PUT", "/snapshot/load", body) != 204)
 		return -1;
 	loaded = now_ms();
@@ -356,7 +370,7 @@ static int qemu_load(struct run *r, struct peer *p, const char *qmp_path, const 
 	snprintf(cmd, sizeof(cmd),
 		 "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"exec:cat %s\"}}",
 		 file);
-	t0 = now_ms();
+	t0 = load_starts(r);
 	if (qmp(r, p, cmd) < 0 || qmp_wait(r, p, "\"MIGRATION\"", "\"completed\"") < 0 ||
 	    qmp(r, p, "{\"execute\": \"cont\"}") < 0)
 		return -1;
@@ -398,7 +412,8 @@ int main(int argc, char **argv)
 	if (argi >= argc)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
-	r.deadline = now_ms() + timeout_s * 1e3;
+	r.since = now_ms();
+	r.deadline = r.since + timeout_s * 1e3;
 	if (start(&r, argv + argi) < 0)
 		return 1;
 	if (strcmp(mode, "kiln-take") == 0)

@@ -27,6 +27,11 @@ snap_kiln() {
 count_in() { grep -c "$2" "$1" 2>/dev/null || true; }
 at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
 
+# agent_lines LOG PATTERN: the guest's console lines in LOG matching PATTERN. kiln's own log
+# lines share the file and can land inside a console line (the UART's bytes are passed on as
+# they come): they are taken out first.
+agent_lines() { sed -z 's/kiln: [^\n]*\n//g' "$1" | tr -d '\r' | grep "$2"; }
+
 # snap_verify NAME LOG N: asks the guest to verify (the Nth time in LOG) and checks its answer.
 snap_verify() {
 	echo verify >&7
@@ -35,8 +40,8 @@ snap_verify() {
 		fail "$1" "the guest did not answer verify #$3" "$2"
 		return 1
 	fi
-	if grep 'KILN-SNAP-VERIFIED' "$2" | tail -1 | grep -vq 'bad=0 '; then
-		fail "$1" "pages changed: $(grep 'KILN-SNAP-VERIFIED' "$2" | tail -1 | tr -d '\r')" "$2"
+	if agent_lines "$2" 'KILN-SNAP-VERIFIED' | tail -1 | grep -vq 'bad=0 '; then
+		fail "$1" "pages changed: $(agent_lines "$2" 'KILN-SNAP-VERIFIED' | tail -1)" "$2"
 		return 1
 	fi
 }
@@ -49,8 +54,8 @@ snap_poison_read() {
 		fail "$1" "the guest did not answer poison #$3" "$2"
 		return 1
 	fi
-	if ! grep 'KILN-SNAP-POISON' "$2" | tail -1 | grep -q machine-check; then
-		fail "$1" "the poisoned page: $(grep 'KILN-SNAP-POISON' "$2" | tail -1 | tr -d '\r')" "$2"
+	if ! agent_lines "$2" 'KILN-SNAP-POISON' | tail -1 | grep -q machine-check; then
+		fail "$1" "the poisoned page: $(agent_lines "$2" 'KILN-SNAP-POISON' | tail -1)" "$2"
 		return 1
 	fi
 }
@@ -155,10 +160,10 @@ snap_done() {
 	echo done >&7
 	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
 		fail "$1" "no KILN-RESULT after done" "$log"
-	elif ! grep -q 'KILN-RESULT snapshot PASS' "$log"; then
+	elif ! agent_lines "$log" 'KILN-RESULT snapshot PASS' >/dev/null; then
 		fail "$1" "the agent failed" "$log"
 	else
-		pass "$1" "$2; $(grep -o 'KILN-RESULT.*' "$log" | tr -d '\r' | head -1)"
+		pass "$1" "$2; $(agent_lines "$log" 'KILN-RESULT' | head -1 | grep -o 'KILN-RESULT.*')"
 	fi
 }
 
@@ -414,7 +419,7 @@ kvm_snapshot_hugepages() {
 		fail "$name" "the guest's read of the poisoned 2 MiB page took no machine check" "$log"
 		snap_stop; exec 7>&-; return
 	fi
-	pass "$name" "2 MiB page 0x$(printf '%x' "$gpa") inherited; $used hugepages in use; $(grep -o 'KILN-SNAP-VERIFIED[^\r]*' "$log" | head -1); the guest's read took a machine check; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"
+	pass "$name" "2 MiB page 0x$(printf '%x' "$gpa") inherited; $used hugepages in use; $(agent_lines "$log" 'KILN-SNAP-VERIFIED' | head -1); the guest's read took a machine check; $(grep -o 'guest memory restored: [^;]*' "$log" | head -1)"
 	snap_stop
 	exec 7>&-
 	rm -rf "$dir"

@@ -589,20 +589,40 @@ static void assert_old_file(const char *path)
 	close(fd);
 }
 
-/* A write failing after path.partial exists (the file size limit): the partial file goes, the
- * previous file at path stays, the record stays. */
-static void write_failure_removes_partial_keeps_old_file(void **state)
+/* Before a snapshot that fails: an old file at the Diff's path, page 10 written by kiln and
+ * page 20 by the guest. */
+static void before_failure(struct fixture *f)
 {
-	struct fixture *f = *state;
-	const uint64_t by_kiln[] = { 10 }, by_guest[] = { 20 }, all[] = { 10, 20 };
-	struct rlimit old, small;
-	struct memo m;
-	int ret;
+	const uint64_t by_kiln[] = { 10 }, by_guest[] = { 20 };
 
 	put_old_file(f->diff);
 	fill_memory(f, 1);
 	kiln_writes(f, 2, by_kiln, 1);
 	guest_writes(f, 3, by_guest, 1);
+}
+
+/* After it: no .partial, the old file untouched, and the next Diff has both pages. */
+static void after_failure(struct fixture *f)
+{
+	const uint64_t all[] = { 10, 20 };
+	struct memo m;
+
+	assert_false(partial_exists(f->diff));
+	assert_old_file(f->diff);
+	assert_int_equal(write_memory(f, true, f->diff, &m), 0);
+	assert_data_pages(f, f->diff, all, 2);
+}
+
+/* A write failing after path.partial exists (the file size limit): the partial file goes, the
+ * previous file at path stays, the record stays. */
+static void write_failure_removes_partial_keeps_old_file(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, small;
+	struct memo m;
+	int ret;
+
+	before_failure(f);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
 	small = (struct rlimit){ .rlim_cur = MIB, .rlim_max = old.rlim_max };
 	signal(SIGXFSZ, SIG_IGN);
@@ -612,10 +632,7 @@ static void write_failure_removes_partial_keeps_old_file(void **state)
 	signal(SIGXFSZ, SIG_DFL);
 	assert_int_equal(ret, -EFBIG);
 	assert_non_null(strstr(f->err, f->diff));
-	assert_false(partial_exists(f->diff));
-	assert_old_file(f->diff);
-	assert_int_equal(write_memory(f, true, f->diff, &m), 0);
-	assert_data_pages(f, f->diff, all, 2);
+	after_failure(f);
 }
 
 /* The memory file was written, then the snapshot failed later (its state, say): the file is not
@@ -623,25 +640,17 @@ static void write_failure_removes_partial_keeps_old_file(void **state)
 static void written_but_not_committed_leaves_old_file_and_record(void **state)
 {
 	struct fixture *f = *state;
-	const uint64_t by_kiln[] = { 10 }, by_guest[] = { 20 }, all[] = { 10, 20 };
 	struct snapshot_memory_file mf;
 	struct state_buf b;
-	struct memo m;
 
-	put_old_file(f->diff);
-	fill_memory(f, 1);
-	kiln_writes(f, 2, by_kiln, 1);
-	guest_writes(f, 3, by_guest, 1);
+	before_failure(f);
 	state_buf_init(&b);
 	assert_int_equal(snapshot_memory_write(f->vm, true, f->diff, &b, &mf, f->err,
 					       sizeof(f->err)), 0);
 	assert_true(partial_exists(f->diff));
 	snapshot_memory_end(f->vm, &mf, false);
 	state_buf_free(&b);
-	assert_false(partial_exists(f->diff));
-	assert_old_file(f->diff);
-	assert_int_equal(write_memory(f, true, f->diff, &m), 0);
-	assert_data_pages(f, f->diff, all, 2);
+	after_failure(f);
 }
 
 /* Full, then pages change, Diff, rebase: the base becomes today's memory, and checks against

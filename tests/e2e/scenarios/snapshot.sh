@@ -23,14 +23,17 @@ snap_kiln() {
 	wait_for 10 test -S "$2"
 }
 
-# count_in LOG PATTERN: how many lines of LOG match.
-count_in() { grep -c "$2" "$1" 2>/dev/null || true; }
-at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
-
 # agent_lines LOG PATTERN: the guest's console lines in LOG matching PATTERN. kiln's own log
 # lines share the file and can land inside a console line (the UART's bytes are passed on as
 # they come): they are taken out first.
 agent_lines() { sed -z 's/kiln: [^\n]*\n//g' "$1" | tr -d '\r' | grep "$2"; }
+
+# agent_has LOG PATTERN: whether a console line of the guest's in LOG matches.
+agent_has() { agent_lines "$1" "$2" >/dev/null; }
+
+# count_in LOG PATTERN: how many of the guest's console lines in LOG match.
+count_in() { agent_lines "$1" "$2" | grep -c . || true; }
+at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
 
 # snap_verify NAME LOG N: asks the guest to verify (the Nth time in LOG) and checks its answer.
 snap_verify() {
@@ -158,7 +161,7 @@ snap_inherited() {
 # snap_done NAME DETAIL: ends the agent's test; passes NAME with DETAIL and the agent's result.
 snap_done() {
 	echo done >&7
-	if ! wait_for 60 log_has "$log" 'KILN-RESULT snapshot'; then
+	if ! wait_for 60 agent_has "$log" 'KILN-RESULT snapshot'; then
 		fail "$1" "no KILN-RESULT after done" "$log"
 	elif ! agent_lines "$log" 'KILN-RESULT snapshot PASS' >/dev/null; then
 		fail "$1" "the agent failed" "$log"
@@ -169,7 +172,7 @@ snap_done() {
 
 # snap_booted: the agent filled its memory, or gave up, or kiln is gone (as timeout(1)'s child).
 snap_booted() {
-	log_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' || ! pgrep -P "$pid" >/dev/null
+	agent_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' || ! pgrep -P "$pid" >/dev/null
 }
 
 # snap_boot NAME ID SOCK FIFO AGENT_ARGS MACHINE [DRIVE]: a kiln with console input from FIFO
@@ -192,7 +195,7 @@ snap_boot() {
 		r=$(api_call "$sock" "$m" "$p" "$b")
 		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; return 1; }
 	done
-	if ! wait_for 200 snap_booted || ! log_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+	if ! wait_for 200 snap_booted || ! agent_has "$log" 'KILN-SNAP-READY gpa=0x'; then
 		fail "$name" "the guest never filled its memory" "$log"
 		snap_stop
 		return 1
@@ -212,7 +215,7 @@ kvm_snapshot_poison_restore() {
 		return
 	fi
 	logs+=("$log")
-	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	gpa=$(agent_lines "$log" 'KILN-SNAP-READY' | grep -o 'gpa=0x[0-9a-f]*' | head -1 | cut -d= -f2)
 	snap_verify "$name" "$log" 1 || { snap_stop; exec 7>&-; return; }
 	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
@@ -313,17 +316,17 @@ kvm_snapshot_diff() {
 		exec 7>&-
 		return
 	fi
-	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	gpa=$(agent_lines "$log" 'KILN-SNAP-READY' | grep -o 'gpa=0x[0-9a-f]*' | head -1 | cut -d= -f2)
 	snap_take "$name" "$sock" "$dir/base.state" "$dir/base.mem" || { snap_stop; exec 7>&-; return; }
 	r=$(api_call "$sock" PATCH /vm '{"state": "Resumed"}')
 	[ "${r%% *}" = 204 ] || { fail "$name" "PATCH /vm Resumed answered $r" "$log"; snap_stop; exec 7>&-; return; }
 	echo mutate >&7
-	if ! wait_for 120 log_has "$log" 'KILN-SNAP-MUTATED'; then
+	if ! wait_for 120 agent_has "$log" 'KILN-SNAP-MUTATED'; then
 		fail "$name" "the guest did not answer mutate" "$log"
 		snap_stop; exec 7>&-; return
 	fi
-	if ! tr -d '\r' <"$log" | grep -q 'KILN-SNAP-MUTATED .*blk_bytes=4194304$'; then
-		fail "$name" "the guest's mutation: $(grep 'KILN-SNAP-MUTATED' "$log" | tr -d '\r')" "$log"
+	if ! agent_has "$log" 'KILN-SNAP-MUTATED .*blk_bytes=4194304$'; then
+		fail "$name" "the guest's mutation: $(agent_lines "$log" 'KILN-SNAP-MUTATED')" "$log"
 		snap_stop; exec 7>&-; return
 	fi
 	snap_verify "$name" "$log" 1 || { snap_stop; exec 7>&-; return; }
@@ -395,7 +398,7 @@ kvm_snapshot_hugepages() {
 		exec 7>&-
 		return
 	fi
-	gpa=$(grep -o 'KILN-SNAP-READY gpa=0x[0-9a-f]*' "$log" | head -1 | cut -d= -f2)
+	gpa=$(agent_lines "$log" 'KILN-SNAP-READY' | grep -o 'gpa=0x[0-9a-f]*' | head -1 | cut -d= -f2)
 	r=$(api_call "$sock" PUT /memory/poison "{\"guest_phys_addr\": $((gpa)), \"length\": 4096}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /memory/poison answered $r" "$log"; snap_stop; exec 7>&-; return; }
 	snap_take "$name" "$sock" "$dir/a.state" "$dir/a.mem" || { snap_stop; exec 7>&-; return; }
@@ -415,7 +418,7 @@ kvm_snapshot_hugepages() {
 	# coarser report) and hands the rest of the 2 MiB page back to its allocator, where its next
 	# use is fatal: so this is the last thing the guest does (see README, Not supported yet).
 	echo poison >&7
-	if ! wait_for 60 log_has "$log" "Memory failure: 0x$(printf '%x' $((gpa >> 12))): Sending SIGBUS"; then
+	if ! wait_for 60 agent_has "$log" "Memory failure: 0x$(printf '%x' $((gpa >> 12))): Sending SIGBUS"; then
 		fail "$name" "the guest's read of the poisoned 2 MiB page took no machine check" "$log"
 		snap_stop; exec 7>&-; return
 	fi

@@ -13,7 +13,8 @@
  * waits for KILN-SNAP-VERIFIED with bad=0, sends "done" and waits for KILN-RESULT snapshot PASS.
  * Prints "load_ms=L verified_ms=V" (both from the moment the load request is written; L until
  * the 204, or QMP's answer to cont; V until the guest's verified line arrives), or "take_ms=T".
- * The command (in a process group of its own) is killed at the end. Exit 0 on success. Each line
+ * At the end the command is killed, and what it started (in its process group) once it has
+ * ended or after 30 s. Exit 0 on success. Each line
  * in the log starts with the milliseconds since the command started or, after a load request,
  * since that request was written. */
 #include <errno.h>
@@ -30,15 +31,23 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The monitored command: its console pipes and the output not yet split into lines. */
-struct run {
-	pid_t pid;
-	int in, out;
-	FILE *log;
-	double deadline, since; /* since: when the log's times count from */
+/* One of the command's output streams and what was read of it but not yet split into lines. */
+struct stream {
+	int fd; /* -1 once it ended */
 	size_t len;
 	char buf[65536];
-	char last[4096]; /* the last output line that held a marker */
+};
+
+/* The monitored command: its console input, its console output (stdout, where markers are
+ * looked for) and its own messages (stderr: kept apart, since a monitor's log line can land
+ * inside a console line when both share a pipe). */
+struct run {
+	pid_t pid;
+	int in;
+	struct stream con, err;
+	FILE *log;
+	double deadline, since; /* since: when the log's times count from */
+	char last[4096];	/* the last console line that held a marker */
 };
 
 /* An API or QMP connection and the bytes read from it but not yet consumed. */
@@ -64,59 +73,76 @@ static int fail(const char *fmt, const char *what)
 	return -1;
 }
 
-/* Logs and drops every complete output line; stops after one holding marker (kept in r->last)
- * and returns 1, or returns 0 when no complete line holds it. */
-static int scan_lines(struct run *r, const char *marker)
+/* Logs and drops every complete line of st (all of it when flush); stops after one holding
+ * marker (kept in r->last) and returns 1, or returns 0 when no complete line holds it. */
+static int scan_lines(struct run *r, struct stream *st, const char *marker, bool flush)
 {
 	char *nl;
 
-	while ((nl = memchr(r->buf, '\n', r->len))) {
-		size_t n = (size_t)(nl - r->buf) + 1;
+	while ((nl = memchr(st->buf, '\n', st->len)) || (flush && st->len)) {
+		size_t n = nl ? (size_t)(nl - st->buf) + 1 : st->len;
 		bool hit;
 
 		if (r->log) {
 			fprintf(r->log, "[%9.1f] ", now_ms() - r->since);
-			fwrite(r->buf, 1, n, r->log);
+			fwrite(st->buf, 1, n, r->log);
+			if (!nl)
+				fputc('\n', r->log);
 		}
-		*nl = '\0';
-		hit = marker && strstr(r->buf, marker);
+		st->buf[nl ? n - 1 : n] = '\0';
+		hit = marker && strstr(st->buf, marker);
 		if (hit)
-			snprintf(r->last, sizeof(r->last), "%.4000s", r->buf);
-		memmove(r->buf, r->buf + n, r->len - n);
-		r->len -= n;
+			snprintf(r->last, sizeof(r->last), "%.4000s", st->buf);
+		memmove(st->buf, st->buf + n, st->len - n);
+		st->len -= n;
 		if (hit)
 			return 1;
 	}
 	return 0;
 }
 
-/* Waits up to ms for the command's output and, when p, p's socket. Returns 1 when an output line
- * holds marker, 2 when p's socket gave bytes, 0 when nothing came, -1 when the output ended, p's
- * peer hung up, or the run's deadline passed. */
-static int pump(struct run *r, struct peer *p, const char *marker, int ms)
+/* Reads what st has into its buffer (a line too long for it is logged in pieces): the bytes
+ * read (1 when interrupted), or 0 at its end or on an error, when st->fd becomes -1. */
+static ssize_t read_stream(struct run *r, struct stream *st)
 {
-	struct pollfd fds[2] = { { .fd = r->out, .events = POLLIN }, { .fd = p ? p->fd : -1,
-								       .events = POLLIN } };
 	ssize_t n;
 
-	if (scan_lines(r, marker))
+	if (st->len + 1 >= sizeof(st->buf))
+		scan_lines(r, st, NULL, true);
+	n = read(st->fd, st->buf + st->len, sizeof(st->buf) - 1 - st->len);
+	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+		close(st->fd);
+		st->fd = -1;
+		return 0;
+	}
+	st->len += n > 0 ? (size_t)n : 0;
+	return n > 0 ? n : 1;
+}
+
+/* Waits up to ms for the command's output and, when p, p's socket. Returns 1 when a console line
+ * holds marker, 2 when p's socket gave bytes, 0 when nothing came, -1 when the console ended,
+ * p's peer hung up, or the run's deadline passed. */
+static int pump(struct run *r, struct peer *p, const char *marker, int ms)
+{
+	struct pollfd fds[3] = { { .fd = r->con.fd, .events = POLLIN },
+				 { .fd = p ? p->fd : -1, .events = POLLIN },
+				 { .fd = r->err.fd, .events = POLLIN } };
+	ssize_t n;
+
+	if (scan_lines(r, &r->con, marker, false))
 		return 1;
 	if (now_ms() > r->deadline)
 		return fail("%s", "timed out");
-	if (poll(fds, 2, ms) < 0)
+	if (poll(fds, 3, ms) < 0)
 		return errno == EINTR ? 0 : fail("poll: %s", strerror(errno));
+	if (fds[2].revents) {
+		read_stream(r, &r->err);
+		scan_lines(r, &r->err, NULL, r->err.fd < 0);
+	}
 	if (fds[0].revents) {
-		if (r->len + 1 >= sizeof(r->buf)) { /* a line this long is not the guest's */
-			scan_lines(r, NULL);
-			if (r->log)
-				fwrite(r->buf, 1, r->len, r->log);
-			r->len = 0;
-		}
-		n = read(r->out, r->buf + r->len, sizeof(r->buf) - 1 - r->len);
-		if (n <= 0)
-			return fail("%s", "the command's output ended (it exited?)");
-		r->len += (size_t)n;
-		if (scan_lines(r, marker))
+		if (read_stream(r, &r->con) <= 0)
+			return fail("%s", "the console ended (the command exited?)");
+		if (scan_lines(r, &r->con, marker, false))
 			return 1;
 	}
 	if (p && fds[1].revents) {
@@ -260,13 +286,13 @@ static int qmp_open(struct run *r, struct peer *p, const char *path)
 			 "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}}");
 }
 
-/* Starts argv with its stdin and stdout (and stderr) on pipes, in a process group of its own:
- * 0, or -1. */
+/* Starts argv with its stdin, stdout and stderr on pipes, in a process group of its own: 0, or
+ * -1. */
 static int start(struct run *r, char **argv)
 {
-	int in[2], out[2];
+	int in[2], out[2], err[2];
 
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
 		return fail("pipe: %s", strerror(errno));
 	r->pid = fork();
 	if (r->pid < 0)
@@ -275,7 +301,7 @@ static int start(struct run *r, char **argv)
 		setpgid(0, 0);
 		dup2(in[0], STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
-		dup2(out[1], STDERR_FILENO);
+		dup2(err[1], STDERR_FILENO);
 		execvp(argv[0], argv);
 		fprintf(stderr, "restoretime: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -283,8 +309,10 @@ static int start(struct run *r, char **argv)
 	setpgid(r->pid, r->pid);
 	close(in[0]);
 	close(out[1]);
+	close(err[1]);
 	r->in = in[1];
-	r->out = out[0];
+	r->con.fd = out[0];
+	r->err.fd = err[0];
 	return 0;
 }
 
@@ -318,7 +346,8 @@ static int kiln_take(struct run *r, struct peer *p, const char *sock, const char
 /* Logs that the load request goes now, and counts the log's times from it: the time. */
 static double load_starts(struct run *r)
 {
-	scan_lines(r, NULL);
+	scan_lines(r, &r->con, NULL, false);
+	scan_lines(r, &r->err, NULL, false);
 	r->since = now_ms();
 	if (r->log)
 		fprintf(r->log, "[%9.1f] restoretime: the load request goes now\n", 0.0);
@@ -381,9 +410,35 @@ static int qemu_load(struct run *r, struct peer *p, const char *qmp_path, const 
 	return 0;
 }
 
+/* After the monitor is killed: waits (30 s at most) for whatever it started to end as well,
+ * which it has when nobody holds the output pipes any more, logging what they still say. QEMU's
+ * "exec:cat > FILE" may still be writing the file after the migration completed. */
+static void drain(struct run *r)
+{
+	double end = now_ms() + 30e3;
+
+	while ((r->con.fd >= 0 || r->err.fd >= 0) && now_ms() < end) {
+		struct pollfd fds[2] = { { .fd = r->con.fd, .events = POLLIN },
+					 { .fd = r->err.fd, .events = POLLIN } };
+
+		if (poll(fds, 2, 100) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			struct stream *st = i ? &r->err : &r->con;
+
+			if (fds[i].revents) {
+				read_stream(r, st);
+				scan_lines(r, st, NULL, st->fd < 0);
+			}
+		}
+	}
+	if (r->con.fd >= 0 || r->err.fd >= 0)
+		fprintf(stderr, "restoretime: the command's children outlived it by 30 s\n");
+}
+
 int main(int argc, char **argv)
 {
-	static struct run r;
+	static struct run r = { .con.fd = -1, .err.fd = -1 };
 	static struct peer p = { .fd = -1 };
 	const char *mode, *sock, *arg;
 	unsigned timeout_s = 300;
@@ -426,18 +481,11 @@ int main(int argc, char **argv)
 		rc = qemu_load(&r, &p, sock, arg);
 	else
 		rc = fail("unknown mode %s", mode);
-	kill(-r.pid, SIGKILL);
+	kill(r.pid, SIGKILL);
 	waitpid(r.pid, NULL, 0);
-	/* The whole group is gone: the output ends once what it wrote is read. */
-	for (ssize_t n; (n = read(r.out, r.buf + r.len, sizeof(r.buf) - 1 - r.len)) > 0;) {
-		r.len += (size_t)n;
-		scan_lines(&r, NULL);
-		if (r.len + 1 >= sizeof(r.buf))
-			r.len = 0;
-	}
-	if (r.log) {
-		fwrite(r.buf, 1, r.len, r.log);
+	drain(&r);
+	kill(-r.pid, SIGKILL);
+	if (r.log)
 		fclose(r.log);
-	}
 	return rc < 0;
 }

@@ -95,21 +95,8 @@ static int check_args(const struct uffd_external *x, const struct uffd_range *po
 static int open_uffd(struct uffd_external *x, bool need_poison, char *err, size_t errlen)
 {
 	static const char no_poison[] = UFFD_NO_POISON_MSG;
-	uint64_t mem = x->page_size == PAGE_2M ? UFFD_FEATURE_MISSING_HUGETLBFS :
-						 UFFD_FEATURE_MISSING_SHMEM;
-	int fd;
+	int fd = uffd_open_guest(x->page_size, need_poison, &x->can_poison, err, errlen);
 
-	/* Poison is asked for even with none to place: uffd_external_fail_all needs it. */
-	fd = uffd_open_api(mem | UFFD_FEATURE_POISON);
-	x->can_poison = fd >= 0;
-	if (fd == -EOPNOTSUPP && !need_poison)
-		fd = uffd_open_api(mem);
-	if (fd == -EOPNOTSUPP)
-		snprintf(err, errlen, "%s", need_poison ? no_poison :
-			 "this kernel's userfaultfd cannot serve this memory (shmem or hugetlb)");
-	else if (fd < 0)
-		snprintf(err, errlen, "userfaultfd: %s%s", strerror(-fd), fd == -EPERM ?
-			 " (needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)" : "");
 	if (fd < 0)
 		return fd;
 	x->uffd = fd;

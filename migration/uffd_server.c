@@ -299,7 +299,9 @@ static int check_config(const struct uffd_server_config *c, char *err, size_t er
 	return 0;
 }
 
-int uffd_open_api(uint64_t features)
+/* A userfaultfd after its UFFDIO_API handshake: an fd, -EOPNOTSUPP when the kernel lacks a
+ * feature, or -errno. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. */
+static int uffd_open_api(uint64_t features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), ret;
@@ -313,26 +315,36 @@ int uffd_open_api(uint64_t features)
 	return ret;
 }
 
-static int open_uffd(struct uffd_server *s, bool need_poison, char *err, size_t errlen)
+int uffd_open_guest(uint64_t page_size, bool need_poison, bool *can_poison, char *err,
+		    size_t errlen)
 {
-	static const char no_poison[] = UFFD_NO_POISON_MSG;
-	uint64_t mem = s->page_size == PAGE_2M ? UFFD_FEATURE_MISSING_HUGETLBFS :
-						 UFFD_FEATURE_MISSING_SHMEM;
-	struct uffdio_register reg = { .range = { .start = (uintptr_t)s->host, .len = s->size },
-				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	uint64_t mem = page_size == PAGE_2M ? UFFD_FEATURE_MISSING_HUGETLBFS :
+					      UFFD_FEATURE_MISSING_SHMEM;
 	int fd;
 
-	/* Poison is asked for even with none to place: a failed server needs it to release the
-	 * threads waiting on pages it will never serve. */
+	/* Poison is asked for even with none to place: a failed server, or a handler that went
+	 * away, needs it to release the threads waiting on pages nobody will serve. */
 	fd = uffd_open_api(mem | UFFD_FEATURE_POISON);
+	*can_poison = fd >= 0;
 	if (fd == -EOPNOTSUPP && !need_poison)
 		fd = uffd_open_api(mem);
 	if (fd == -EOPNOTSUPP)
-		snprintf(err, errlen, "%s", need_poison ? no_poison :
+		snprintf(err, errlen, "%s", need_poison ? UFFD_NO_POISON_MSG :
 			 "this kernel's userfaultfd cannot serve this memory (shmem or hugetlb)");
 	else if (fd < 0)
 		snprintf(err, errlen, "userfaultfd: %s%s", strerror(-fd), fd == -EPERM ?
 			 " (needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)" : "");
+	return fd;
+}
+
+static int open_uffd(struct uffd_server *s, bool need_poison, char *err, size_t errlen)
+{
+	static const char no_poison[] = UFFD_NO_POISON_MSG;
+	struct uffdio_register reg = { .range = { .start = (uintptr_t)s->host, .len = s->size },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	bool can_poison;
+	int fd = uffd_open_guest(s->page_size, need_poison, &can_poison, err, errlen);
+
 	if (fd < 0)
 		return fd;
 	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {

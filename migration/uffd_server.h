@@ -30,9 +30,14 @@ struct page_source {
  * server. */
 struct page_source page_source_file(int fd);
 
-/* A userfaultfd after its UFFDIO_API handshake: an fd, -EOPNOTSUPP when the kernel lacks a
- * feature, or -errno. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. */
-int uffd_open_api(uint64_t features);
+/*
+ * A userfaultfd for guest memory of page_size pages (shmem or hugetlb), handshaken with poison
+ * markers when the kernel has them (*can_poison); without them it is refused when need_poison,
+ * else taken. Not UFFD_USER_MODE_ONLY: KVM faults on guest RAM from the kernel. An fd, or
+ * -errno (-EOPNOTSUPP: the kernel lacks a feature) with one line in err.
+ */
+int uffd_open_guest(uint64_t page_size, bool need_poison, bool *can_poison, char *err,
+		    size_t errlen);
 
 /* Why a kernel without UFFD_FEATURE_POISON cannot have poisoned pages restored. */
 #define UFFD_NO_POISON_MSG "this kernel cannot preserve poisoned pages (no " \

@@ -33,27 +33,14 @@
 #include "seccomp_filter.h"
 #include "uffd_compat.h"
 #include "uffd_external.h"
+#include "uffd_test.h"
 
 #define PAGE 4096ull
 #define HUGE (2ull << 20)
 #define MIB (1ull << 20)
 #define GIB (1ull << 30)
-#define TIMEOUT_MS 20000 /* no step should come near it; a hang fails instead of blocking */
 
 static const char *handler_path = "build/uffd_handler/kiln-uffd-handler";
-
-/* ASan's own SIGBUS handler would report the test's deliberate faults as crashes. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "handle_sigbus=0";
-}
-
-/* The word at byte offset off of every test's memory file: differs in every word of every page. */
-static uint64_t pattern(uint64_t off)
-{
-	return off * 0x9e3779b97f4a7c15ull ^ 0x6b696c6e2d756666ull;
-}
 
 static void write_memory_file(const char *path, uint64_t size)
 {
@@ -71,148 +58,11 @@ static void write_memory_file(const char *path, uint64_t size)
 	close(fd);
 }
 
-/* Fresh guest RAM: a memfd (hugetlb when huge) mapped MAP_SHARED; NULL when hugetlb fails. */
-static uint8_t *ram(uint64_t size, bool huge, int *fd)
-{
-	uint8_t *p;
-
-	*fd = memfd_create("kiln-test-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
-	if (*fd < 0 || ftruncate(*fd, (off_t)size) < 0)
-		return NULL;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 /* kiln's layout for size bytes of RAM in the tests: low memory, then a region above 4 GiB. */
 static void layout(struct guest_region r[2], uint64_t size, uint64_t low)
 {
 	r[0] = (struct guest_region){ .gpa = 0, .size = low, .offset = 0 };
 	r[1] = (struct guest_region){ .gpa = 4 * GIB, .size = size - low, .offset = low };
-}
-
-/* --- reading with SIGBUS caught, on any thread --- */
-
-static _Thread_local sigjmp_buf *volatile bus_jump; /* volatile: the handler reads it */
-static _Thread_local volatile int bus_code;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	if (bus_jump) {
-		bus_code = si->si_code;
-		siglongjmp(*bus_jump, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/* cmocka puts its own SIGBUS handler in place for each test: the test's goes over it. */
-static void catch_sigbus(void)
-{
-	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-}
-
-/* A poison marker's SIGBUS: BUS_MCEERR_AR, or BUS_ADRERR without CONFIG_MEMORY_FAILURE. */
-#define POISONED 1
-
-/* Reads the page at p and compares it with the file at offset off: 0 when equal, -1 when not
- * (zeros, say), POISONED, or 100 + the si_code of another SIGBUS. */
-static int check_page(const uint8_t *p, uint64_t off, uint64_t len)
-{
-	sigjmp_buf jump;
-	const volatile uint64_t *w = (const volatile uint64_t *)p;
-
-	if (sigsetjmp(jump, 1)) {
-		bus_jump = NULL;
-		return bus_code == BUS_MCEERR_AR || bus_code == BUS_ADRERR ? POISONED : 100 + bus_code;
-	}
-	bus_jump = &jump;
-	for (uint64_t i = 0; i < len / 8; i++) {
-		if (w[i] != pattern(off + i * 8)) {
-			bus_jump = NULL;
-			return -1;
-		}
-	}
-	bus_jump = NULL;
-	return 0;
-}
-
-/* A thread reading every page in a random order; for each, what check_page said. */
-struct reader {
-	const uint8_t *host;
-	uint64_t page_size, nr_pages;
-	int *result;
-	pthread_t thread;
-	volatile bool finished;
-};
-
-static void *read_pages(void *arg)
-{
-	struct reader *r = arg;
-	uint64_t *order = malloc(r->nr_pages * sizeof(*order)), x = 0x2545f4914f6cdd1dull;
-
-	for (uint64_t i = 0; i < r->nr_pages; i++)
-		order[i] = i;
-	for (uint64_t i = r->nr_pages - 1; i > 0; i--) { /* Fisher-Yates, xorshift64 */
-		uint64_t j, t;
-
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		j = x % (i + 1);
-		t = order[i], order[i] = order[j], order[j] = t;
-	}
-	for (uint64_t i = 0; i < r->nr_pages; i++)
-		r->result[order[i]] = check_page(r->host + order[i] * r->page_size,
-						 order[i] * r->page_size, r->page_size);
-	free(order);
-	r->finished = true;
-	return NULL;
-}
-
-static int reader_start(struct reader *r, const uint8_t *host, uint64_t page_size,
-			uint64_t nr_pages)
-{
-	*r = (struct reader){ .host = host, .page_size = page_size, .nr_pages = nr_pages };
-	r->result = calloc(nr_pages, sizeof(int));
-	return r->result ? pthread_create(&r->thread, NULL, read_pages, r) : ENOMEM;
-}
-
-/* Joins the reader: 0, or ETIMEDOUT when it is stuck on a page. */
-static int reader_join(struct reader *r)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += TIMEOUT_MS / 1000;
-	return pthread_timedjoin_np(r->thread, NULL, &t);
-}
-
-/* --- a kernel without UFFD_FEATURE_POISON, on request --- */
-
-static enum { REAL_KERNEL, NO_POISON_FEATURE, NO_POISON_IOCTL } kernel;
-
-int __real_ioctl(int fd, unsigned long req, ...);
-int __wrap_ioctl(int fd, unsigned long req, ...);
-int __wrap_ioctl(int fd, unsigned long req, ...)
-{
-	va_list ap;
-	void *arg;
-	int ret;
-
-	va_start(ap, req);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (req == UFFDIO_API && kernel == NO_POISON_FEATURE &&
-	    (((struct uffdio_api *)arg)->features & UFFD_FEATURE_POISON)) {
-		errno = EINVAL; /* as before Linux 6.6 */
-		return -1;
-	}
-	ret = __real_ioctl(fd, req, arg);
-	if (ret == 0 && req == UFFDIO_REGISTER && kernel == NO_POISON_IOCTL)
-		((struct uffdio_register *)arg)->ioctls &= ~(1ull << _UFFDIO_POISON);
-	return ret;
 }
 
 /* --- the handler, run as kiln's owner would have it run --- */
@@ -224,29 +74,6 @@ struct fixture {
 	long hugepages_old;   /* nr_hugepages before the test raised it, or -1 */
 };
 
-static const char nr_hugepages_path[] = "/proc/sys/vm/nr_hugepages";
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f && fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static bool write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok = f && fprintf(f, "%ld\n", v) > 0;
-
-	return f && fclose(f) == 0 && ok;
-}
-
-/* Starts the handler on f->sock and f->file, its output going to f->log; die_after 0: never. */
 static void spawn_handler(struct fixture *f, unsigned die_after)
 {
 	char n[16];
@@ -478,7 +305,7 @@ static void uffd_external_handler_serves_every_page_and_poison_raises_sigbus(voi
 	write_memory_file(f->file, size);
 	spawn_handler(f, 0);
 	start_ok(f, host, PAGE, r, 2, poison, 2);
-	assert_int_equal(reader_start(&rd, host, PAGE, n), 0);
+	assert_int_equal(reader_start(&rd, host, PAGE, n, 0), 0);
 	if (reader_join(&rd) != 0)
 		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < n; p++) {
@@ -518,7 +345,7 @@ static void uffd_external_handler_death_then_fail_all_raises_sigbus_never_zeros(
 	write_memory_file(f->file, size);
 	spawn_handler(f, 5);
 	start_ok(f, host, PAGE, r, 2, &poison, 1);
-	assert_int_equal(reader_start(&rd, host, PAGE, n), 0);
+	assert_int_equal(reader_start(&rd, host, PAGE, n, 0), 0);
 	/* Five faults served, the handler exits: the owner sees the connection hang up. */
 	hup = (struct pollfd){ .fd = uffd_external_socket(&f->x), .events = POLLIN };
 	assert_int_equal(poll(&hup, 1, TIMEOUT_MS), 1);
@@ -545,11 +372,11 @@ static void uffd_external_handler_death_then_fail_all_raises_sigbus_never_zeros(
 	assert_int_equal(uffd_external_fail_all(&f->x, err, sizeof(err)), 0);
 	assert_int_equal(f->x.lost_pages, n - served - 2);
 	for (uint64_t p = 0; p < n; p++)
-		assert_int_equal(check_page(host + p * PAGE, p * PAGE, PAGE), rd.result[p]);
+		assert_int_equal(check_page(host + p * PAGE, p * PAGE, PAGE, false), rd.result[p]);
 	uffd_external_stop(&f->x);
 	/* Closed now, and still no page reads as zeros. */
 	for (uint64_t p = 0; p < n; p++)
-		assert_int_equal(check_page(host + p * PAGE, p * PAGE, PAGE), rd.result[p]);
+		assert_int_equal(check_page(host + p * PAGE, p * PAGE, PAGE, false), rd.result[p]);
 	free(rd.result);
 	munmap(host, size);
 	close(mem);
@@ -711,7 +538,7 @@ static void uffd_external_hugetlb_pages(void **state)
 	write_memory_file(f->file, size);
 	spawn_handler(f, 0);
 	start_ok(f, host, HUGE, r, 2, &poison, 1);
-	assert_int_equal(reader_start(&rd, host, HUGE, n), 0);
+	assert_int_equal(reader_start(&rd, host, HUGE, n, 0), 0);
 	if (reader_join(&rd) != 0)
 		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < n; p++)
@@ -752,7 +579,7 @@ static int fail_all_under_filters(struct fixture *f)
 		fprintf(stderr, "uffd_external_start: %s\n", err);
 		return 3;
 	}
-	if (reader_start(&rd, host, PAGE, n) != 0)
+	if (reader_start(&rd, host, PAGE, n, 0) != 0)
 		return 4;
 	hup = (struct pollfd){ .fd = uffd_external_socket(&f->x), .events = POLLIN };
 	if (poll(&hup, 1, TIMEOUT_MS) != 1 || seccomp_filter_install(SECCOMP_MAIN_RUNNING) < 0)

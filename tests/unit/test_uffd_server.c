@@ -29,24 +29,11 @@
 #include "seccomp_filter.h"
 #include "uffd_compat.h"
 #include "uffd_server.h"
+#include "uffd_test.h"
 
 #define PAGE 4096ull
 #define HUGE (2ull << 20)
 #define MIB (1ull << 20)
-#define TIMEOUT_MS 20000 /* no step should come near it; a hang fails instead of blocking */
-
-/* ASan's own SIGBUS handler would report the test's deliberate faults as crashes. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "handle_sigbus=0";
-}
-
-/* The word at byte offset off of every test's memory file: differs in every word of every page. */
-static uint64_t pattern(uint64_t off)
-{
-	return off * 0x9e3779b97f4a7c15ull ^ 0x6b696c6e2d756666ull;
-}
 
 /* A memory file of size bytes (a memfd: no disk), each word its pattern except in the hole
  * [hole, hole+hole_len), left sparse. */
@@ -69,127 +56,6 @@ static int memory_file(uint64_t size, uint64_t hole, uint64_t hole_len)
 	}
 	free(buf);
 	return fd;
-}
-
-/* Fresh guest RAM: a memfd (hugetlb when huge) mapped MAP_SHARED; NULL when hugetlb fails. */
-static uint8_t *ram(uint64_t size, bool huge, int *fd)
-{
-	uint8_t *p;
-
-	*fd = memfd_create("kiln-test-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
-	if (*fd < 0 || ftruncate(*fd, (off_t)size) < 0)
-		return NULL;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* --- reading with SIGBUS caught, on any thread --- */
-
-static _Thread_local sigjmp_buf *volatile bus_jump; /* volatile: the handler reads it */
-static _Thread_local volatile int bus_code;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	if (bus_jump) {
-		bus_code = si->si_code;
-		siglongjmp(*bus_jump, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/* cmocka puts its own SIGBUS handler in place for each test: the test's goes over it. */
-static void catch_sigbus(void)
-{
-	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-}
-
-/* What check_page says of a page whose read raised the SIGBUS of a poison marker: si_code
- * BUS_MCEERR_AR, or BUS_ADRERR on a kernel without CONFIG_MEMORY_FAILURE (as on this host). */
-#define POISONED 1
-
-/* Reads the page at p and compares it with the file at offset off: 0 when equal (zeros when
- * zero), -1 when not, POISONED, or 100 + the si_code of another SIGBUS. */
-static int check_page(const uint8_t *p, uint64_t off, uint64_t len, bool zero)
-{
-	sigjmp_buf jump;
-	const volatile uint64_t *w = (const volatile uint64_t *)p;
-
-	if (sigsetjmp(jump, 1)) {
-		bus_jump = NULL;
-		return bus_code == BUS_MCEERR_AR || bus_code == BUS_ADRERR ? POISONED : 100 + bus_code;
-	}
-	bus_jump = &jump;
-	for (uint64_t i = 0; i < len / 8; i++) {
-		if (w[i] != (zero ? 0 : pattern(off + i * 8))) {
-			bus_jump = NULL;
-			return -1;
-		}
-	}
-	bus_jump = NULL;
-	return 0;
-}
-
-/* A thread reading pages in a random order; for each, what check_page said. */
-struct reader {
-	const uint8_t *host;
-	uint64_t page_size, nr_pages;
-	uint64_t first;       /* read first, then the others */
-	int *result;          /* per page */
-	pthread_t thread;
-	volatile bool finished;
-};
-
-static void *read_pages(void *arg)
-{
-	struct reader *r = arg;
-	uint64_t *order = malloc(r->nr_pages * sizeof(*order)), x = 0x2545f4914f6cdd1dull;
-
-	for (uint64_t i = 0; i < r->nr_pages; i++)
-		order[i] = i;
-	for (uint64_t i = r->nr_pages - 1; i > 0; i--) { /* Fisher-Yates, xorshift64 */
-		uint64_t j, t;
-
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		j = x % (i + 1);
-		t = order[i], order[i] = order[j], order[j] = t;
-	}
-	for (uint64_t i = 0; i < r->nr_pages; i++) {
-		if (order[i] == r->first) /* read first instead */
-			order[i] = order[0];
-	}
-	order[0] = r->first;
-	for (uint64_t i = 0; i < r->nr_pages; i++)
-		r->result[order[i]] = check_page(r->host + order[i] * r->page_size,
-						 order[i] * r->page_size, r->page_size, false);
-	free(order);
-	r->finished = true;
-	return NULL;
-}
-
-static void reader_start(struct reader *r, const uint8_t *host, uint64_t page_size,
-			 uint64_t nr_pages, uint64_t first)
-{
-	*r = (struct reader){ .host = host, .page_size = page_size, .nr_pages = nr_pages,
-			      .first = first };
-	r->result = calloc(nr_pages, sizeof(int));
-	assert_non_null(r->result);
-	assert_int_equal(pthread_create(&r->thread, NULL, read_pages, r), 0);
-}
-
-/* Joins the reader, failing (not hanging) when it is stuck on a page. */
-static void reader_join(struct reader *r)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += TIMEOUT_MS / 1000;
-	if (pthread_timedjoin_np(r->thread, NULL, &t) != 0)
-		fail_msg("the reading thread hangs on a page");
 }
 
 /* Waits for the server's end through its event fd (as the owner's event loop would). */
@@ -275,28 +141,6 @@ struct fixture {
 	long hugepages_old;   /* nr_hugepages before the test raised it, or -1 */
 };
 
-static const char nr_hugepages_path[] = "/proc/sys/vm/nr_hugepages";
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f && fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static bool write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok = f && fprintf(f, "%ld\n", v) > 0;
-
-	return f && fclose(f) == 0 && ok;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -343,8 +187,9 @@ static void uffd_server_random_reads_match_file_and_poison_raises_sigbus(void **
 	catch_sigbus();
 	assert_non_null(host);
 	start_ok(s, host, size, PAGE, page_source_file(file), poison, 4);
-	reader_start(&r, host, PAGE, n, n / 2);
-	reader_join(&r);
+	assert_int_equal(reader_start(&r, host, PAGE, n, n / 2), 0);
+	if (reader_join(&r) != 0)
+		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < n; p++) {
 		bool poisoned = p == 5 || (p >= 1000 && p < 1003) || p == n - 1;
 
@@ -392,7 +237,7 @@ static void uffd_server_poison_raises_sigbus_before_any_page_is_served(void **st
 	f->gate.inner = page_source_file(file);
 	start_ok(s, host, size, PAGE, (struct page_source){ gated_read, &f->gate }, &poison, 1);
 	/* The thread sits in its first background read; a fault waits behind it. */
-	reader_start(&r, host, PAGE, size / PAGE, 3);
+	assert_int_equal(reader_start(&r, host, PAGE, size / PAGE, 3), 0);
 	nanosleep(&pause, NULL);
 	assert_false(r.finished);
 	assert_int_equal(check_page(host + 7 * PAGE, 7 * PAGE, PAGE, false), POISONED);
@@ -402,7 +247,8 @@ static void uffd_server_poison_raises_sigbus_before_any_page_is_served(void **st
 	assert_int_equal(pthread_getname_np(s->thread, name, sizeof(name)), 0);
 	assert_string_equal(name, "kiln-uffd");
 	gate_open(&f->gate);
-	reader_join(&r);
+	if (reader_join(&r) != 0)
+		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < size / PAGE; p++)
 		assert_int_equal(r.result[p], p == 7 ? POISONED : 0);
 	assert_int_equal(server_ended(s), 0);
@@ -470,8 +316,9 @@ static void uffd_server_failing_source_releases_faulter_with_sigbus(void **state
 	assert_non_null(host);
 	assert_int_equal(ftruncate(file, (off_t)(size / 2)), 0);
 	start_ok(s, host, size, PAGE, page_source_file(file), NULL, 0);
-	reader_start(&r, host, PAGE, n, n - 1); /* the last page first: beyond the file */
-	reader_join(&r);
+	assert_int_equal(reader_start(&r, host, PAGE, n, n - 1), 0); /* the last page first: beyond the file */
+	if (reader_join(&r) != 0)
+		fail_msg("the reading thread hangs on a page");
 	assert_int_equal(r.result[n - 1], POISONED);
 	assert_int_equal(server_ended(s), -EIO);
 	assert_int_equal(read(uffd_server_event_fd(s), &one, sizeof(one)), sizeof(one));
@@ -568,34 +415,6 @@ static void uffd_server_start_refuses_bad_ranges(void **state)
 	close(file);
 }
 
-/* --- a kernel that cannot place poison markers, faked --- */
-
-/* What the faked kernel lacks: the feature at UFFDIO_API, or the ioctl at UFFDIO_REGISTER. */
-static enum { REAL_KERNEL, NO_POISON_FEATURE, NO_POISON_IOCTL } kernel = REAL_KERNEL;
-
-/* uffd_server.o's ioctls come here (-Wl,--wrap=ioctl); all go through to the kernel. */
-int __real_ioctl(int fd, unsigned long req, ...);
-int __wrap_ioctl(int fd, unsigned long req, ...);
-int __wrap_ioctl(int fd, unsigned long req, ...)
-{
-	va_list ap;
-	void *arg;
-	int ret;
-
-	va_start(ap, req);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (req == UFFDIO_API && kernel == NO_POISON_FEATURE &&
-	    (((struct uffdio_api *)arg)->features & UFFD_FEATURE_POISON)) {
-		errno = EINVAL; /* as before Linux 6.6 */
-		return -1;
-	}
-	ret = __real_ioctl(fd, req, arg);
-	if (ret == 0 && req == UFFDIO_REGISTER && kernel == NO_POISON_IOCTL)
-		((struct uffdio_register *)arg)->ioctls &= ~(1ull << _UFFDIO_POISON);
-	return ret;
-}
-
 static void uffd_server_start_refuses_poison_without_kernel_support(void **state)
 {
 	struct fixture *f = *state;
@@ -658,8 +477,9 @@ static void uffd_server_hugetlb_pages(void **state)
 	}
 	file = memory_file(size, 0, 0);
 	start_ok(s, host, size, HUGE, page_source_file(file), &poison, 1);
-	reader_start(&r, host, HUGE, n, 2);
-	reader_join(&r);
+	assert_int_equal(reader_start(&r, host, HUGE, n, 2), 0);
+	if (reader_join(&r) != 0)
+		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < n; p++)
 		assert_int_equal(r.result[p], p == 5 ? POISONED : 0);
 	assert_int_equal(server_ended(s), 0);
@@ -704,15 +524,13 @@ static int serve_under_filters(struct fixture *f)
 	struct uffd_server_config c = { .size = size, .page_size = PAGE, .poison = &poison,
 					.nr_poison = 1, .seccomp = true,
 					.source = { gated_read, &f->gate } };
-	struct reader r = { .page_size = PAGE, .nr_pages = n, .first = n - 2 };
+	struct reader r;
 	char err[256];
 	int file = memory_file(size, 0, 0), mem, filters;
 
 	f->gate.inner = page_source_file(file);
 	c.host = ram(size, false, &mem);
-	r.host = c.host;
-	r.result = calloc(n, sizeof(int));
-	if (!c.host || !r.result || seccomp_filter_install(SECCOMP_MAIN) < 0)
+	if (!c.host || seccomp_filter_install(SECCOMP_MAIN) < 0)
 		return 2;
 	if (uffd_server_start(&f->server, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "uffd_server_start: %s\n", err);
@@ -728,9 +546,8 @@ static int serve_under_filters(struct fixture *f)
 		return 4;
 	}
 	gate_open(&f->gate);
-	if (pthread_create(&r.thread, NULL, read_pages, &r) != 0)
+	if (reader_start(&r, c.host, PAGE, n, n - 2) != 0 || reader_join(&r) != 0)
 		return 5;
-	pthread_join(r.thread, NULL);
 	for (uint64_t p = 0; p < n; p++)
 		if (r.result[p] != (p == 9 ? POISONED : 0))
 			return 6;

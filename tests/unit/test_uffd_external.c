@@ -561,8 +561,9 @@ static void uffd_external_hugetlb_pages(void **state)
  * the hang-up is seen, then uffd_external_fail_all under the running one (main-running) on
  * top, as after the vCPUs run. The exit code says which step failed.
  */
-static int fail_all_under_filters(struct fixture *f)
+static int fail_all_under_filters(void *arg)
 {
+	struct fixture *f = arg;
 	const uint64_t size = 4 * MIB, n = size / PAGE;
 	struct guest_region r[2];
 	struct pollfd hup;
@@ -600,10 +601,8 @@ static int fail_all_under_filters(struct fixture *f)
 static void uffd_external_fail_all_under_main_thread_seccomp_filters(void **state)
 {
 	struct fixture *f = *state;
-	int p[2], status;
 	char out[512] = "";
-	ssize_t got;
-	pid_t pid;
+	int status;
 
 	catch_sigbus();
 #if defined(__SANITIZE_ADDRESS__)
@@ -613,19 +612,8 @@ static void uffd_external_fail_all_under_main_thread_seccomp_filters(void **stat
 #endif
 	write_memory_file(f->file, 4 * MIB);
 	spawn_handler(f, 3); /* before the filters, which refuse a new process */
-	assert_int_equal(pipe(p), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], STDERR_FILENO);
-		_exit(fail_all_under_filters(f)); /* no atexit handlers under a filter */
-	}
-	close(p[1]);
-	got = read(p[0], out, sizeof(out) - 1);
-	out[got > 0 ? got : 0] = '\0';
-	close(p[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	status = run_in_child(fail_all_under_filters, f, out, sizeof(out));
+	assert_true(status >= 0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("the child ended with status 0x%x; stderr: %s", status, out);
 	status = handler_status(f);

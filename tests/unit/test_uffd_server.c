@@ -517,8 +517,9 @@ static int seccomp_filters_of(pid_t tid)
  * thread with its own on top, counted by the kernel while it waits at the gate; then it serves
  * every page and ends; then a second server fails (its memory file cut short), logs and
  * poisons what it could not serve. The exit code says which step failed. */
-static int serve_under_filters(struct fixture *f)
+static int serve_under_filters(void *arg)
 {
+	struct fixture *f = arg;
 	const uint64_t size = 16 * MIB, n = size / PAGE;
 	const struct uffd_range poison = { 9 * PAGE, PAGE };
 	struct uffd_server_config c = { .size = size, .page_size = PAGE, .poison = &poison,
@@ -569,10 +570,8 @@ static int serve_under_filters(struct fixture *f)
 static void uffd_server_thread_runs_under_its_seccomp_filter(void **state)
 {
 	struct fixture *f = *state;
-	int p[2], status;
 	char out[512] = "";
-	ssize_t got;
-	pid_t pid;
+	int status;
 
 	catch_sigbus();
 #if defined(__SANITIZE_ADDRESS__)
@@ -580,19 +579,8 @@ static void uffd_server_thread_runs_under_its_seccomp_filter(void **state)
 		      "build/unit/test_uffd_server_seccomp runs this test without sanitizers\n");
 	skip();
 #endif
-	assert_int_equal(pipe(p), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], STDERR_FILENO);
-		_exit(serve_under_filters(f)); /* no atexit handlers under a filter */
-	}
-	close(p[1]);
-	got = read(p[0], out, sizeof(out) - 1);
-	out[got > 0 ? got : 0] = '\0';
-	close(p[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	status = run_in_child(serve_under_filters, f, out, sizeof(out));
+	assert_true(status >= 0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("the child ended with status 0x%x; stderr: %s", status, out);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,6 +150,32 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	if (ret == 0 && req == UFFDIO_REGISTER && kernel == NO_POISON_IOCTL)
 		((struct uffdio_register *)arg)->ioctls &= ~(1ull << _UFFDIO_POISON);
 	return ret;
+}
+
+int run_in_child(int (*fn)(void *), void *arg, char *out, size_t outlen)
+{
+	int p[2], status;
+	ssize_t got;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], STDERR_FILENO);
+		_exit(fn(arg));
+	}
+	close(p[1]);
+	got = read(p[0], out, outlen - 1);
+	out[got > 0 ? got : 0] = '\0';
+	close(p[0]);
+	return waitpid(pid, &status, 0) == pid ? status : -1;
 }
 
 const char nr_hugepages_path[] = "/proc/sys/vm/nr_hugepages";

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TIMEOUT_MS 20000 /* no step should come near it; a hang fails instead of blocking */
@@ -49,6 +50,11 @@ int reader_join(struct reader *r);
  * Every ioctl of the code under test comes through __wrap_ioctl. */
 enum fake_kernel { REAL_KERNEL, NO_POISON_FEATURE, NO_POISON_IOCTL };
 extern enum fake_kernel kernel;
+
+/* Runs fn(arg) in a child process (one that may load seccomp filters: it ends with _exit, no
+ * atexit handlers) with its stderr in out (NUL-terminated); the child's wait status, or -1 when
+ * it could not be started. */
+int run_in_child(int (*fn)(void *), void *arg, char *out, size_t outlen);
 
 extern const char nr_hugepages_path[];
 long read_long(const char *path);     /* -1 when unreadable */

@@ -82,15 +82,56 @@ static int put_poison(struct vm *vm, struct state_buf *b)
 	return 0;
 }
 
-int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
-		    const char *mem_path, char *err, size_t errlen)
+int snapshot_put_config(struct vm *vm, struct state_buf *b)
+{
+	return put_config(vm, b);
+}
+
+int snapshot_put_machine(struct vm *vm, struct state_buf *b, char *err, size_t errlen)
 {
 	struct virtio_mmio *devs[CONFIG_MAX_VIRTIO_DEVICES + 2];
 	unsigned nr_devs = snapshot_virtio_devices(vm, devs);
+	size_t mark;
+	int ret;
+
+	mark = state_section_begin(b, STATE_TAG_VM, 1);
+	ret = kvm_state_save_vm(vm->vm_fd, b);
+	state_section_end(b, mark);
+	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++) {
+		mark = state_section_begin(b, STATE_TAG_VCPU, 1);
+		ret = kvm_state_save_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i, vm->mcg_cap, b);
+		state_section_end(b, mark);
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot read the VM's KVM state: %s", strerror(-ret));
+		return ret;
+	}
+	mark = state_section_begin(b, STATE_TAG_SERIAL, DEVICE_STATE_VERSION);
+	device_state_save_serial(&vm->serial, b);
+	state_section_end(b, mark);
+	mark = state_section_begin(b, STATE_TAG_I8042, DEVICE_STATE_VERSION);
+	device_state_save_i8042(&vm->i8042, b);
+	state_section_end(b, mark);
+	for (unsigned i = 0; i < nr_devs; i++) {
+		mark = state_section_begin(b, STATE_TAG_VIRTIO, DEVICE_STATE_VERSION);
+		device_state_save_virtio(devs[i], b);
+		state_section_end(b, mark);
+	}
+	/* Last: pages found poisoned while the memory was read are in it. */
+	ret = put_poison(vm, b);
+	if (ret == 0)
+		ret = state_finish(b);
+	if (ret < 0)
+		snprintf(err, errlen, "cannot encode the state: %s", strerror(-ret));
+	return ret;
+}
+
+int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
+		    const char *mem_path, char *err, size_t errlen)
+{
 	struct snapshot_memory_file mem = { 0 };
 	bool mem_written = false;
 	struct state_buf b;
-	size_t mark;
 	int ret;
 
 	if (vm->state != VM_PAUSED)
@@ -109,37 +150,9 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
 	if (ret < 0)
 		goto out;
 	mem_written = true;
-	mark = state_section_begin(&b, STATE_TAG_VM, 1);
-	ret = kvm_state_save_vm(vm->vm_fd, &b);
-	state_section_end(&b, mark);
-	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++) {
-		mark = state_section_begin(&b, STATE_TAG_VCPU, 1);
-		ret = kvm_state_save_vcpu(vm->kvm_fd, vm->vcpus[i].fd, i, vm->mcg_cap, &b);
-		state_section_end(&b, mark);
-	}
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot read the VM's KVM state: %s", strerror(-ret));
+	ret = snapshot_put_machine(vm, &b, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	mark = state_section_begin(&b, STATE_TAG_SERIAL, DEVICE_STATE_VERSION);
-	device_state_save_serial(&vm->serial, &b);
-	state_section_end(&b, mark);
-	mark = state_section_begin(&b, STATE_TAG_I8042, DEVICE_STATE_VERSION);
-	device_state_save_i8042(&vm->i8042, &b);
-	state_section_end(&b, mark);
-	for (unsigned i = 0; i < nr_devs; i++) {
-		mark = state_section_begin(&b, STATE_TAG_VIRTIO, DEVICE_STATE_VERSION);
-		device_state_save_virtio(devs[i], &b);
-		state_section_end(&b, mark);
-	}
-	/* Last: pages found poisoned while the memory was written are in it. */
-	ret = put_poison(vm, &b);
-	if (ret == 0)
-		ret = state_finish(&b);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot encode the state: %s", strerror(-ret));
-		goto out;
-	}
 	/* Memory first: a state file is only ever beside a whole memory file. A failure up to
 	 * here leaves the previous files as they were. */
 	ret = snapshot_memory_commit(&mem, err, errlen);
@@ -186,8 +199,8 @@ static int parse_memory(struct snapshot_image *img, char *err, size_t errlen)
 	return 0;
 }
 
-static int check_config(const struct snapshot_image *img, struct vm_config *cfg,
-			const char *path, char *err, size_t errlen)
+int snapshot_check_config(const struct snapshot_image *img, struct vm_config *cfg,
+			  const char *path, char *err, size_t errlen)
 {
 	const struct state_section *s = state_find(&img->view, STATE_TAG_CONFIG, 0);
 	char cerr[CONFIG_ERR_LEN];
@@ -266,7 +279,7 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 	}
 	ret = parse_memory(img, why, sizeof(why));
 	if (ret == 0)
-		ret = check_config(img, cfg, state_path, why, sizeof(why));
+		ret = snapshot_check_config(img, cfg, state_path, why, sizeof(why));
 	if (ret == 0)
 		ret = count_poison(img, &nr_poison, why, sizeof(why));
 	if (ret == 0 && uffd_socket)
@@ -320,7 +333,7 @@ int snapshot_describe(FILE *out, const char *path, char *err, size_t errlen)
 	if (ret == 0)
 		ret = parse_memory(&img, why, sizeof(why));
 	if (ret == 0)
-		ret = check_config(&img, &cfg, path, why, sizeof(why));
+		ret = snapshot_check_config(&img, &cfg, path, why, sizeof(why));
 	if (ret < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto out;

@@ -40,6 +40,9 @@ struct snapshot_image {
 	int mem_fd;              /* the memory file, read-only; -1 with an external handler */
 	char *uffd_socket;       /* mem_backend Uffd: the page-fault handler's socket, else NULL */
 	bool resume;             /* resume_vm */
+	/* A migrate-in (migration/migrate_in.c) instead of a snapshot: guest memory already
+	 * created and partly filled by precopy, pages fetched from the source. Not owned. */
+	struct mig_in *mig;
 };
 
 /*
@@ -57,6 +60,21 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 
 void snapshot_close(struct snapshot_image *img);
 
+/* Checks the image's sections against its configuration, which it parses into cfg (initialised
+ * by the caller): memory size and page size (img->mem_size, img->page_size), vCPU and device
+ * counts, the sections every restore needs. path names the image in messages. 0, or -EINVAL
+ * with one line in err. */
+int snapshot_check_config(const struct snapshot_image *img, struct vm_config *cfg,
+			  const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The sections of a paused VM's state, as a snapshot and a migration send them: the
+ * configuration (CONF; 0 or -ENOMEM), and everything after the memory: KVM's VM and vCPU state,
+ * the devices, the poison log, then END and the checksum (0, or -errno with one line in err). */
+int snapshot_put_config(struct vm *vm, struct state_buf *b) __attribute__((warn_unused_result));
+int snapshot_put_machine(struct vm *vm, struct state_buf *b, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /*
  * VM build steps for a restore (vm->restore set): the poison log from the snapshot (as
  * inherited), guest memory served by the uffd thread from the memory file (every poisoned page
@@ -65,6 +83,9 @@ void snapshot_close(struct snapshot_image *img);
 int snapshot_restore_poison(struct vm *vm) __attribute__((warn_unused_result));
 int snapshot_restore_memory(struct vm *vm) __attribute__((warn_unused_result));
 void snapshot_stop_memory(struct vm *vm);
+/* The uffd thread's counters while it serves vm's memory; st is left alone otherwise. */
+struct uffd_server_stats;
+void snapshot_pager_stats(struct vm *vm, struct uffd_server_stats *st);
 int snapshot_restore_state(struct vm *vm) __attribute__((warn_unused_result));
 
 /* Every virtio transport of vm into out, in the order vm_virtio_init creates them (the order of

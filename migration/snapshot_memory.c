@@ -110,7 +110,7 @@ static bool test_bit(const uint64_t *map, uint64_t i)
  * Moves the record of pages written since the last take (kiln's own and KVM's dirty log, slot by
  * slot) into map, one bit per 4 KiB page of the memfd. On failure what was taken is given back.
  */
-static int take_dirty(struct vm *vm, uint64_t *map, size_t words)
+int snapshot_take_dirty(struct vm *vm, uint64_t *map, size_t words)
 {
 	struct guest_memory *gm = &vm->mem;
 	int ret = 0;
@@ -230,9 +230,9 @@ int snapshot_memory_write(struct vm *vm, bool diff, const char *path, struct sta
 		return -ENOMEM;
 	}
 	/* Before memory is read: a page written later is in this file and in the next Diff. */
-	if (tracking && (ret = take_dirty(vm, f->taken, words)) < 0) {
+	if (tracking && (ret = snapshot_take_dirty(vm, f->taken, words)) < 0) {
 		snprintf(err, errlen, "cannot read the dirty-page log: %s", strerror(-ret));
-		free(f->taken); /* take_dirty gave it back */
+		free(f->taken); /* snapshot_take_dirty gave it back */
 		f->taken = NULL;
 		free(buf);
 		return ret;

@@ -27,6 +27,14 @@ uint64_t snapshot_chunk_len(uint64_t size, uint32_t k);
 uint64_t snapshot_chunk_hash(const struct guest_memory *gm, uint64_t off, const uint8_t *data,
 			     uint64_t len);
 
+/*
+ * Moves the record of pages written since the last take (kiln's own and KVM's dirty log, slot by
+ * slot; the memslots must log) into map (words 64-bit words, zeroed by the caller), one bit per
+ * 4 KiB page of the memfd. 0, or -errno: what was taken is then given back.
+ */
+int snapshot_take_dirty(struct vm *vm, uint64_t *map, size_t words)
+	__attribute__((warn_unused_result));
+
 /* A memory file written but not yet in place, and the record of written pages it consumed. */
 struct snapshot_memory_file {
 	char path[4096];

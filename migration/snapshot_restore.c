@@ -12,6 +12,7 @@
 #include "kvm_state_x86_64.h"
 #include "le.h"
 #include "log.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "snapshot_memory.h"
 #include "uffd_external.h"
@@ -100,6 +101,8 @@ static void on_pager_event(void *opaque, int fd, uint32_t events)
 	event_loop_del(vm->loop, fd);
 	vm->pager->watched = false;
 	uffd_server_stats(&vm->pager->server, &st);
+	if (vm->restore->mig)
+		mig_in_memory_done(vm->restore->mig, &st);
 	if (st.error) {
 		log_error("guest memory could not be restored (%s): the microVM is stopped",
 			  strerror(-st.error));
@@ -183,7 +186,7 @@ int snapshot_restore_memory(struct vm *vm)
 	int ret;
 
 	p = calloc(1, sizeof(*p));
-	if (!p || !(p->chunk = aligned_alloc(PAGE, SNAPSHOT_CHUNK)))
+	if (!p || (!vm->restore->mig && !(p->chunk = aligned_alloc(PAGE, SNAPSHOT_CHUNK))))
 		goto nomem;
 	p->fd = vm->restore->mem_fd;
 	p->img = vm->restore;
@@ -226,6 +229,11 @@ int snapshot_restore_memory(struct vm *vm)
 			.seccomp = vm->seccomp,
 		};
 
+		/* A migrate-in: pages come from the source, and precopy brought some already. */
+		if (vm->restore->mig &&
+		    (ret = mig_in_memory_source(vm->restore->mig, vm, ranges, nr, &sc.source,
+						&sc.present)) < 0)
+			goto err;
 		ret = uffd_server_start(&p->server, &sc, err, sizeof(err));
 	}
 	free(ranges);
@@ -254,6 +262,12 @@ err_free:
 		free(p->chunk);
 	free(p);
 	return ret;
+}
+
+void snapshot_pager_stats(struct vm *vm, struct uffd_server_stats *st)
+{
+	if (vm->pager && vm->pager->started && !vm->restore->uffd_socket)
+		uffd_server_stats(&vm->pager->server, st);
 }
 
 void snapshot_stop_memory(struct vm *vm)

@@ -108,6 +108,26 @@ static int copy_pages(struct uffd_server *s, uint64_t first, uint64_t n, uint64_
 	int ret = s->source.read(s->source.opaque, off, s->bounce, len), e;
 	const char *op = "UFFDIO_COPY";
 
+	if (ret == -EHWPOISON && n > 1) {
+		/* Page by page: the source poisons only the ones it must. */
+		for (uint64_t i = 0; i < n; i++)
+			if (!bit_test(s->settled, first + i) &&
+			    (ret = copy_pages(s, first + i, 1, counter)) < 0)
+				return ret;
+		return 0;
+	}
+	if (ret == -EHWPOISON) {
+		uint64_t bytes;
+
+		s->poisoned[first / 64] |= 1ull << (first % 64);
+		ret = poison_pages(s, first, 1, &bytes);
+		if (ret == 0)
+			settle(s, first, 1, &s->stats.poisoned_pages);
+		else
+			log_error("uffd: UFFDIO_POISON at memfd offset 0x%" PRIx64 ": %s", off,
+				  strerror(-ret));
+		return ret;
+	}
 	if (ret < 0) {
 		log_error("uffd: the page source cannot read %" PRIu64 " bytes at memfd offset 0x%"
 			  PRIx64 ": %s", len, off, strerror(-ret));
@@ -460,6 +480,9 @@ int uffd_server_start(struct uffd_server *s, const struct uffd_server_config *cf
 	ret = open_uffd(s, cfg->nr_poison > 0, err, errlen);
 	if (ret < 0)
 		goto err_free;
+	for (uint64_t p = 0; cfg->present && p < s->nr_pages; p++)
+		if (bit_test(cfg->present, p))
+			settle(s, p, 1, &s->stats.present_pages);
 	ret = place_poison(s, cfg, err, errlen);
 	if (ret == 0)
 		ret = start_thread(s, err, errlen);

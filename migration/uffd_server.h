@@ -20,7 +20,9 @@
 struct page_source {
 	/* Reads len bytes at memfd offset off into dst: 0 or -errno. off is page-aligned and len
 	 * a whole number of pages, at most max(UFFD_SERVER_CHUNK, one page). Called on the uffd
-	 * thread only. */
+	 * thread only. -EHWPOISON: a page of the range is poisoned at the source (a migration
+	 * source found it so); the server then asks page by page and poisons the ones that
+	 * answer -EHWPOISON again (the source records them in the VM's poison log). */
 	int (*read)(void *opaque, uint64_t off, void *dst, size_t len);
 	void *opaque;
 };
@@ -55,6 +57,9 @@ struct uffd_server_config {
 	struct page_source source;
 	const struct uffd_range *poison; /* pages that must stay poisoned; not kept after start */
 	size_t nr_poison;
+	/* Pages already in the memfd (precopy wrote them before registration), one bit per page
+	 * of page_size; NULL: none. They are never copied. Not kept after start. */
+	const uint64_t *present;
 	bool seccomp;          /* the thread loads the SECCOMP_UFFD filter (kiln: true) */
 };
 
@@ -63,7 +68,9 @@ struct uffd_server_stats {
 	uint64_t faults;           /* fault messages served */
 	uint64_t fault_pages;      /* pages copied in to serve a fault */
 	uint64_t background_pages; /* pages copied in by the background fill */
-	uint64_t poisoned_pages;   /* pages given a poison marker at start */
+	uint64_t present_pages;    /* pages already in memory at start */
+	uint64_t poisoned_pages;   /* pages given a poison marker (at start, or as the source
+				    * answered) */
 	uint64_t lost_pages;       /* pages poisoned because the server failed before serving them */
 	uint64_t fault_ns_total;   /* fault service time: from reading the message to the copy */
 	uint64_t fault_ns_max;

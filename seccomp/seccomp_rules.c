@@ -150,7 +150,16 @@ static const struct seccomp_rule rules[] = {
 	SYS(connect, M, "virtio-vsock connects to uds_path_PORT for the guest; PUT /snapshot/load "
 			"connects to the page-fault handler's backend_path (B)"),
 	SYS(accept4, M | A, "API connections (A); host connections to vsock's uds_path (M)"),
-	EQ(getsockopt, B, 1, SOL_SOCKET, "libmicrohttpd checks the API socket's domain at start"),
+	EQ(getsockopt, M, 1, SOL_SOCKET, "libmicrohttpd checks the API socket's domain at start "
+					 "(B); PUT /migration/start: the connect's outcome (M)"),
+	EQ(setsockopt, B, 1, SOL_SOCKET, "a migrate-in: SO_REUSEADDR on its TCP listener, a time "
+					 "limit on the source's answers"),
+	EQ(socket, M, 0, AF_INET, "live migration over TCP: PUT /migration/start (M), "
+				  "/migration/incoming and --migrate-in (B)"),
+	EQ(socket, M, 0, AF_INET6, "live migration over TCP to an IPv6 address"),
+	MASKED(fallocate, B, 1, ~0ull, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	       "FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE",
+	       "a migrate-in drops the pages written on the source after it sent them"),
 	SYS(getsockname, B, "libmicrohttpd checks the API socket at start"),
 	SYS(recvfrom, M | A, "HTTP requests (A); vsock reads its CONNECT line (M)"),
 	SYS(sendto, M | A, "HTTP replies (A); vsock (M)"),
@@ -178,7 +187,8 @@ static const struct seccomp_rule rules[] = {
 	IOCTL(KVM_SET_IDENTITY_MAP_ADDR, B, "VM build"),
 	IOCTL(KVM_CREATE_IRQCHIP, B, "VM build"),
 	IOCTL(KVM_CREATE_PIT2, B, "VM build"),
-	IOCTL(KVM_SET_USER_MEMORY_REGION, B, "VM build: guest RAM slots"),
+	IOCTL(KVM_SET_USER_MEMORY_REGION, M, "VM build: guest RAM slots (B); PUT /migration/start "
+					     "turns their dirty-page log on, a failed migration off"),
 	IOCTL(KVM_IOEVENTFD, M, "virtio queue notifications (assigned at build, removed at exit)"),
 	IOCTL(KVM_IRQFD, M, "virtio interrupts (assigned at build, removed at exit)"),
 	IOCTL(KVM_IRQ_LINE, M | V, "serial and i8042 interrupts"),

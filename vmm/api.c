@@ -47,7 +47,8 @@ void api_reply_json(struct api_reply *reply, unsigned status, json_t *body)
 
 static bool is_kiln_route(const char *path)
 {
-	return !strcmp(path, "/capabilities") || !strcmp(path, "/memory/poison");
+	return !strcmp(path, "/capabilities") || !strcmp(path, "/memory/poison") ||
+	       !strcmp(path, "/migration") || !strncmp(path, "/migration/", 11);
 }
 
 /* kiln's own endpoints, outside Firecracker's spec. Served through the API socket they run on
@@ -63,6 +64,10 @@ static bool handle_kiln_route(struct vmm *m, const struct api_request *req,
 		return false;
 	if (!strcmp(req->url, "/memory/poison")) {
 		api_routes_memory_poison(m, req, reply);
+		return true;
+	}
+	if (strncmp(req->url, "/migration", 10) == 0) {
+		api_routes_migration(m, req, reply);
 		return true;
 	}
 	if (strcmp(req->method, "GET") != 0) {

@@ -71,6 +71,9 @@ void api_routes_handle(struct vmm *m, struct api *a, struct api_call *call);
  * that range on purpose (vmm_poison_inject); 204, or 400 with a fault_message. Other methods:
  * 400.
  */
+/* GET /migration, PUT /migration/start and PUT /migration/incoming (vmm/migration_api.c). */
+void api_routes_migration(struct vmm *m, const struct api_request *req, struct api_reply *reply);
+
 void api_routes_memory_poison(struct vmm *m, const struct api_request *req,
 			      struct api_reply *reply);
 

@@ -11,6 +11,7 @@
 #include "device_config.h"
 #include "json_text.h"
 #include "log.h"
+#include "migrate.h"
 #include "poison_log.h"
 #include "vmm.h"
 
@@ -372,6 +373,11 @@ static void patch_vm(struct vmm *m, struct api *a, struct api_call *c)
 		metrics_set(&m->metrics.latencies_us.vmm_pause_vm, now_us() - t0);
 		log_info("microVM paused");
 	} else {
+		if (migration_holds_vm(m)) {
+			api_reply_fault(&c->reply, "the microVM is migrating (GET /migration): it "
+					"cannot resume here");
+			return;
+		}
 		vm_resume(m->vm);
 		metrics_set(&m->metrics.latencies_us.vmm_resume_vm, now_us() - t0);
 		log_info("microVM resumed");

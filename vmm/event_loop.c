@@ -53,6 +53,18 @@ void event_loop_del(struct event_loop *el, int fd)
 	}
 }
 
+int event_loop_mod(struct event_loop *el, int fd, uint32_t events)
+{
+	for (unsigned slot = 0; slot < EVENT_LOOP_MAX; slot++) {
+		if (el->handlers[slot].fn && el->handlers[slot].fd == fd) {
+			struct epoll_event ev = { .events = events, .data.u32 = slot };
+
+			return epoll_ctl(el->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+		}
+	}
+	return -ENOENT;
+}
+
 int event_loop_run(struct event_loop *el)
 {
 	struct epoll_event evs[16];

@@ -31,6 +31,10 @@ void event_loop_destroy(struct event_loop *el);
 int event_loop_add(struct event_loop *el, int fd, uint32_t events, event_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 
+/* Changes the events fd is watched for. -ENOENT when it is not watched, -errno from epoll. */
+int event_loop_mod(struct event_loop *el, int fd, uint32_t events)
+	__attribute__((warn_unused_result));
+
 /* Stops watching fd; a no-op if it is not watched. */
 void event_loop_del(struct event_loop *el, int fd);
 

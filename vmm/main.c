@@ -12,6 +12,7 @@
 #include "instance_id.h"
 #include "log.h"
 #include "seccomp_filter.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "vmm.h"
 
@@ -30,6 +31,7 @@ struct options {
 	bool no_api;
 	bool boot_timer;
 	bool no_seccomp;
+	const char *migrate_in;
 };
 
 static void usage(FILE *f)
@@ -60,6 +62,8 @@ static void usage(FILE *f)
 		"                         api, vcpu or uffd) and exit\n"
 		"  --describe-snapshot F  check the snapshot state file F and print its format\n"
 		"                         version, machine, sections and poisoned pages, then exit\n"
+		"  --migrate-in URI       wait for a live migration's source at URI (unix:PATH or\n"
+		"                         tcp:ADDR:PORT) and run the microVM it sends\n"
 		"  --version              print the version and exit\n"
 		"  snapshot-rebase BASE DIFF  merge the Diff snapshot memory file DIFF onto BASE\n"
 		"  --help                 print this help and exit\n"
@@ -86,7 +90,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const char *const valued[] = { "--config-file", "--api-sock", "--id", "--log-path",
 					      "--level", "--http-api-max-payload-size",
 					      "--metrics-path", "--print-seccomp",
-					      "--describe-snapshot" };
+					      "--describe-snapshot", "--migrate-in" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
@@ -151,6 +155,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			return 1;
+		} else if (k == 9) {
+			o->migrate_in = val;
 		} else if (strcmp(arg, "--no-seccomp") == 0) {
 			o->no_seccomp = true;
 		} else if (strcmp(arg, "--no-api") == 0) {
@@ -178,6 +184,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (o->no_api && !o->config_file) {
 		fprintf(stderr, "kiln: --no-api needs --config-file\n");
+		return -1;
+	}
+	if (o->migrate_in && o->config_file) {
+		fprintf(stderr, "kiln: --migrate-in and --config-file exclude each other (the "
+				"source sends the configuration)\n");
 		return -1;
 	}
 	if (!o->no_api && !o->api_sock)
@@ -314,6 +325,9 @@ int main(int argc, char **argv)
 	}
 	if (opts.config_file && vmm_start_vm(&m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
+		ret = VM_EXIT_ERROR;
+	} else if (opts.migrate_in && migration_incoming(&m, opts.migrate_in, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kiln: --migrate-in: %s\n", err);
 		ret = VM_EXIT_ERROR;
 	} else {
 		ret = vmm_run(&m);

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "vmm.h"
 
@@ -96,6 +97,10 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 	bool uffd = false;
 	int ret;
 
+	if (migration_incoming_pending(m)) {
+		snprintf(err, errlen, "this kiln waits for a migrating microVM (GET /migration)");
+		return -EBUSY;
+	}
 	if (json_is_true(json_object_get(body, "clock_realtime"))) {
 		snprintf(err, errlen, "clock_realtime is not supported by kiln yet");
 		return -EINVAL;

@@ -21,6 +21,7 @@
 #include "mce_x86_64.h"
 #include "mptable_x86_64.h"
 #include "seccomp_filter.h"
+#include "migrate.h"
 #include "snapshot.h"
 
 #define MIB (1ull << 20)
@@ -161,6 +162,35 @@ static uint64_t host_mem_total(void)
 	return kib * 1024;
 }
 
+static int set_slot(struct vm *vm, unsigned i, bool log_dirty)
+{
+	const struct guest_region *r = &vm->mem.regions[i];
+	struct kvm_userspace_memory_region slot = {
+		.slot = i,
+		.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+		int ret = -errno;
+
+		log_error("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+int vm_set_dirty_logging(struct vm *vm, bool on)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < vm->mem.nr_regions && ret == 0; i++)
+		ret = set_slot(vm, i, on);
+	return ret;
+}
+
 static int step_memory_init(struct vm *vm)
 {
 	const struct machine_config *m = &vm->cfg->machine;
@@ -172,7 +202,11 @@ static int step_memory_init(struct vm *vm)
 			  m->mem_size_mib, (unsigned long long)(host / MIB));
 		return -ENOMEM;
 	}
-	ret = guest_memory_create(&vm->mem, size, m->huge_pages == HUGE_PAGES_2M);
+	/* A migrate-in brings the memory precopy filled. */
+	if (vm->restore && vm->restore->mig)
+		ret = mig_in_take_memory(vm->restore->mig, &vm->mem);
+	else
+		ret = guest_memory_create(&vm->mem, size, m->huge_pages == HUGE_PAGES_2M);
 	if (ret < 0)
 		return ret;
 	vm->mem.poison = &vm->poison;
@@ -182,19 +216,9 @@ static int step_memory_init(struct vm *vm)
 		return ret;
 	}
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
-		const struct guest_region *r = &vm->mem.regions[i];
-		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			/* KVM's dirty log, with kiln's record of its own writes, makes a Diff. */
-			.flags = vm->cfg->machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),
-		};
-
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-			ret = -errno;
-			log_error("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+		/* KVM's dirty log, with kiln's record of its own writes, makes a Diff. */
+		ret = set_slot(vm, i, vm->cfg->machine.track_dirty_pages);
+		if (ret < 0) {
 			snapshot_stop_memory(vm);
 			guest_memory_destroy(&vm->mem);
 			return ret;

@@ -119,6 +119,10 @@ int vm_pause(struct vm *vm, unsigned timeout_ms) __attribute__((warn_unused_resu
 /* Lets parked vCPUs run again. Main thread only. */
 void vm_resume(struct vm *vm);
 
+/* Turns KVM's dirty-page log of every memslot on or off (a migration's rounds need it while
+ * the VM runs). 0, or -errno, logged. */
+int vm_set_dirty_logging(struct vm *vm, bool on) __attribute__((warn_unused_result));
+
 /* Presses Ctrl+Alt+Del on the guest's keyboard. -ENOSPC if its buffer is full. */
 int vm_send_ctrl_alt_del(struct vm *vm) __attribute__((warn_unused_result));
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "vcpu.h"
 
@@ -176,6 +177,10 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 		snprintf(err, errlen, "the microVM is already running");
 		return -EEXIST;
 	}
+	if (migration_incoming_pending(m)) {
+		snprintf(err, errlen, "this kiln waits for a migrating microVM (GET /migration)");
+		return -EBUSY;
+	}
 	ret = vmm_check_bootable(m, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -227,6 +232,7 @@ void vmm_destroy(struct vmm *m)
 		free(m->vm);
 		m->vm = NULL;
 	}
+	migration_destroy(m); /* after the VM: a migrate-in's uffd thread used its socket */
 	if (m->snapshot) {
 		snapshot_close(m->snapshot);
 		free(m->snapshot);

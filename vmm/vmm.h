@@ -14,6 +14,7 @@
 
 struct api;
 struct snapshot_image;
+struct migration;
 
 struct vmm {
 	const char *id;
@@ -21,6 +22,7 @@ struct vmm {
 	struct vm_config cfg;
 	struct vm *vm;      /* NULL until the VM is started */
 	struct snapshot_image *snapshot; /* the snapshot vm was restored from, NULL if booted */
+	struct migration *mig; /* this process's migration, either side; NULL: none */
 	struct event_loop loop;
 	int signal_fd;      /* SIGINT, SIGTERM, SIGHUP */
 	int exit_code;      /* when the loop ends before a VM exists */

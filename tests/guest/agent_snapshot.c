@@ -6,6 +6,15 @@
  *   mutate  gives every 7th page (not that one) a new pattern, written by the CPU (KVM's dirty
  *           log sees it), and reads /dev/vda with O_DIRECT over the first pages (virtio-blk
  *           writes them: only kiln's own record sees that), so a Diff snapshot must hold both;
+ *   churn   starts a writer thread that, until stopped, keeps rewriting pages (every one but
+ *           the one handed to the host) in a fixed pseudo-random order, each pass with a new
+ *           pattern, updating a page's CRC after writing it, so that memory keeps changing while
+ *           the VM is migrated; prints KILN-SNAP-CHURNING;
+ *   still   stops the writer and prints KILN-SNAP-STILL rewritten=N sum=0xS: the pages it wrote
+ *           and the CRC-32 of the whole CRC table (verify is the real check). verify, mutate
+ *           and done stop a running writer first (printing that line too), so that the CRCs
+ *           they read or write are settled; poison does not (it only reads that page, in a
+ *           child);
  *   done    ends the test (PASS when no page ever changed and every poison read took a machine
  *           check).
  * kiln.snap_mib=N sizes the buffer (default 64). kiln.snap_huge=1: the page handed to the host
@@ -14,7 +23,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,10 +81,91 @@ static void mutate(uint8_t *buf, uint32_t *crc, size_t pages, size_t target, uns
 	       fd < 0 ? " (no /dev/vda)" : "");
 }
 
+/* churn's writer thread. Between churn_start and churn_stop only the writer touches buf and crc
+ * (poison's child reads the page the writer never writes); pthread_join hands them back. */
+struct churn {
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	uint8_t *buf;
+	uint32_t *crc;
+	size_t pages, target;
+	unsigned gen;     /* in: the first pass's generation; out: not below the last one used */
+	size_t rewritten; /* pages written since churn_start */
+};
+
+/* Rewrites pages until told to stop. The order is fixed and pseudo-random: a full-period LCG
+ * over the next power of two at or above pages, its output scrambled by a (bijective) xorshift,
+ * values past the buffer skipped, so each pass writes every page but target exactly once. Each
+ * pass has a generation of its own. The writer takes no lock (no stdio, no malloc), so poison
+ * can fork while it runs. */
+static void *churn_run(void *arg)
+{
+	struct churn *c = arg;
+	unsigned bits = 0;
+	uint64_t mask, state = 0;
+
+	while (((size_t)1 << bits) < c->pages)
+		bits++;
+	mask = ((uint64_t)1 << bits) - 1;
+	for (;; c->gen++) {
+		for (uint64_t n = 0; n <= mask; n++) {
+			size_t i;
+
+			if (atomic_load_explicit(&c->stop, memory_order_relaxed))
+				return NULL;
+			/* c odd, a = 1 mod 4: period 2^bits (Hull-Dobell). */
+			state = (state * 6364136223846793005ull + 1442695040888963407ull) & mask;
+			i = (size_t)(state ^ (state >> (bits / 2 + 1)));
+			if (i >= c->pages || i == c->target)
+				continue;
+			fill_page(c->buf + i * PAGE, i + c->pages * c->gen);
+			c->crc[i] = crc32_update(0, c->buf + i * PAGE, PAGE);
+			if (++c->rewritten % 64 == 0)
+				sched_yield();
+		}
+	}
+}
+
+/* churn: starts the writer with the generation after *gen. Returns 0 or an errno. */
+static int churn_start(struct churn *c, unsigned *gen)
+{
+	int err;
+
+	if (c->running)
+		return 0;
+	atomic_store(&c->stop, false);
+	c->gen = *gen + 1;
+	c->rewritten = 0;
+	err = pthread_create(&c->thread, NULL, churn_run, c);
+	if (err == 0)
+		c->running = true;
+	return err;
+}
+
+/* still: stops the writer if it runs, takes its last generation into *gen, and prints what it
+ * did (rewritten=0 when it was not running) and the CRC-32 of the CRC table. */
+static void churn_stop(struct churn *c, unsigned *gen, size_t *rewritten_total)
+{
+	size_t rewritten = 0;
+
+	if (c->running) {
+		atomic_store(&c->stop, true);
+		pthread_join(c->thread, NULL);
+		c->running = false;
+		*gen = c->gen;
+		rewritten = c->rewritten;
+		*rewritten_total += rewritten;
+	}
+	printf("KILN-SNAP-STILL rewritten=%zu sum=0x%08x\n", rewritten,
+	       crc32_update(0, (const uint8_t *)c->crc, c->pages * sizeof(*c->crc)));
+}
+
 void test_snapshot(const struct agent *a, struct result *r)
 {
 	unsigned long mib = 64, huge = 0;
-	size_t pages, target, bad_total = 0, verifies = 0, poisons = 0;
+	size_t pages, target, bad_total = 0, verifies = 0, poisons = 0, churned = 0, churns = 0;
+	struct churn churn = { .running = false };
 	unsigned gen = 0;
 	uint32_t *crc;
 	uint8_t *buf, *victim;
@@ -131,10 +224,16 @@ void test_snapshot(const struct agent *a, struct result *r)
 		result_fail(r, "cannot read the console: %s", strerror(errno));
 		return;
 	}
+	churn.buf = buf;
+	churn.crc = crc;
+	churn.pages = pages;
+	churn.target = target;
 	while (fgets(line, sizeof(line), in)) {
 		if (!strncmp(line, "verify", 6)) {
 			size_t bad = 0, first = 0;
 
+			if (churn.running)
+				churn_stop(&churn, &gen, &churned);
 			for (size_t i = 0; i < pages; i++) {
 				if (i == target || crc32_update(0, buf + i * PAGE, PAGE) == crc[i])
 					continue;
@@ -154,12 +253,31 @@ void test_snapshot(const struct agent *a, struct result *r)
 			printf("KILN-SNAP-POISON %s (child status %d)\n",
 			       mce ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
 		} else if (!strncmp(line, "mutate", 6)) {
+			if (churn.running)
+				churn_stop(&churn, &gen, &churned);
 			mutate(buf, crc, pages, target, ++gen);
+		} else if (!strncmp(line, "churn", 5)) {
+			bool already = churn.running;
+			int err = churn_start(&churn, &gen);
+
+			if (err) {
+				result_fail(r, "cannot start the churn thread: %s", strerror(err));
+				printf("KILN-SNAP-CHURN-FAILED %s\n", strerror(err));
+			} else {
+				churns += !already;
+				printf("KILN-SNAP-CHURNING%s\n", already ? " (already)" : "");
+			}
+		} else if (!strncmp(line, "still", 5)) {
+			churn_stop(&churn, &gen, &churned);
 		} else if (!strncmp(line, "done", 4)) {
 			break;
 		} else {
 			continue;
 		}
+		fflush(stdout);
+	}
+	if (churn.running) {
+		churn_stop(&churn, &gen, &churned);
 		fflush(stdout);
 	}
 	fclose(in);
@@ -169,5 +287,6 @@ void test_snapshot(const struct agent *a, struct result *r)
 		result_fail(r, "never asked to verify");
 	else
 		result_note(r, "%zu pages intact over %zu verifications; %zu poisoned read(s) took a "
-			    "machine check", pages - (target < pages), verifies, poisons);
+			    "machine check; %zu page(s) rewritten over %zu churn(s)",
+			    pages - (target < pages), verifies, poisons, churned, churns);
 }

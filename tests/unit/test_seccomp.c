@@ -128,10 +128,12 @@ static void main_ptrace_killed(void **state)
 	expect_killed(SECCOMP_MAIN, SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0);
 }
 
-static void main_inet_socket_killed(void **state)
+/* TCP is allowed for live migration; raw packets and netlink are not. */
+static void main_packet_socket_killed(void **state)
 {
 	(void)state;
-	expect_killed(SECCOMP_MAIN, SYS_socket, AF_INET, SOCK_STREAM, 0);
+	expect_killed(SECCOMP_MAIN, SYS_socket, AF_PACKET, SOCK_RAW, 0);
+	expect_killed(SECCOMP_MAIN, SYS_socket, AF_NETLINK, SOCK_RAW, 0);
 }
 
 static void main_fork_killed(void **state)
@@ -571,7 +573,7 @@ int main(void)
 		cmocka_unit_test(thread_names_parse_back),
 		cmocka_unit_test(main_execve_killed),
 		cmocka_unit_test(main_ptrace_killed),
-		cmocka_unit_test(main_inet_socket_killed),
+		cmocka_unit_test(main_packet_socket_killed),
 		cmocka_unit_test(main_fork_killed),
 		cmocka_unit_test(main_unlisted_ioctl_killed),
 		cmocka_unit_test(main_allowed_calls_work),

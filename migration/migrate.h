@@ -1,0 +1,82 @@
+/* Live migration: the source (PUT /migration/start: precopy rounds, the switch-over, then page
+ * requests) and the destination (PUT /migration/incoming, --migrate-in: memory filled by
+ * precopy, the VM built from the source's state, the rest served by the uffd thread on fault).
+ * Both run on the event loop thread; the wire protocol is mig_wire.h's. */
+#ifndef KILN_MIGRATE_H
+#define KILN_MIGRATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct vmm;
+
+/* Where the peer is: "unix:PATH" or "tcp:ADDR:PORT" (ADDR a numeric IPv4 address, or an IPv6
+ * one in brackets). */
+struct mig_uri {
+	int family;              /* AF_UNIX, AF_INET or AF_INET6 */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char text[256];
+};
+
+/* Parses uri; 0, or -EINVAL with one line in err. */
+int mig_uri_parse(struct mig_uri *u, const char *uri, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+enum mig_mode { MIG_MODE_PRECOPY, MIG_MODE_POSTCOPY };
+
+/*
+ * Source: starts migrating the running VM to the destination at uri; the work goes on from the
+ * event loop. Until the destination says its vCPUs run, any failure resumes the VM here; after
+ * that this VM never runs again, and kiln exits 0 once the destination has every page.
+ * 0, or -errno with one line in err (-EBUSY: a migration is under way).
+ */
+int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned max_downtime_ms,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Destination: listens at uri for one source, on a kiln with no VM yet. 0, or -errno with one
+ * line in err.
+ */
+int migration_incoming(struct vmm *m, const char *uri, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* GET /migration's body: the state, counters and times of this process's migration. */
+json_t *migration_status(struct vmm *m);
+
+/* Whether a migration holds the VM paused (the switch-over, or the destination runs it): it
+ * must not be resumed here. */
+bool migration_holds_vm(struct vmm *m);
+
+/* Whether this kiln waits for (or receives) a migrating VM: it may not boot or load another. */
+bool migration_incoming_pending(struct vmm *m);
+
+/* --- the destination's VM build (vmm/vm.c, migration/snapshot_restore.c) --- */
+
+struct mig_in;
+struct guest_memory;
+struct page_source;
+struct uffd_range;
+struct uffd_server_stats;
+struct vm;
+
+/* Moves the guest memory precopy filled into gm. 0, or -EINVAL when there is none. */
+int mig_in_take_memory(struct mig_in *in, struct guest_memory *gm)
+	__attribute__((warn_unused_result));
+
+/* The uffd thread's page source (the source, asked page range by page range) and the pages
+ * already here; drops the old copies of the poison ranges first. 0 or -errno, logged. */
+int mig_in_memory_source(struct mig_in *in, struct vm *vm, const struct uffd_range *poison,
+			 size_t nr_poison, struct page_source *src, const uint64_t **present)
+	__attribute__((warn_unused_result));
+
+/* The uffd thread ended (every page here, or failed): tells the source, records the figures. */
+void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st);
+
+/* Frees the migration, either side; safe when there is none. */
+void migration_destroy(struct vmm *m);
+
+#endif

@@ -465,9 +465,10 @@ static int read_frame(struct mig_in *in, struct mig_frame *f, long *size)
 		if (r <= 0) {
 			int e = r < 0 ? errno : ECONNRESET;
 
-			log_error("migration: the source %s while pages were missing",
-				  r == 0 ? "closed the connection" : e == EAGAIN ? "did not answer for "
-				  "60 s" : strerror(e));
+			log_error("migration: %s while pages were missing",
+				  r == 0 ? "the source closed the connection" :
+				  e == EAGAIN ? "the source did not answer for 60 s" :
+				  e == ECONNRESET ? "the connection to the source was reset" : strerror(e));
 			return -e;
 		}
 		in->rx_len += (size_t)r;

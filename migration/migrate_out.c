@@ -198,8 +198,9 @@ static int send_state(struct migration *mig)
 		return ret;
 	}
 	mig->state = MIG_WAIT_RUNNING;
-	log_info("migration: state sent (%u rounds, %" PRIu64 " pages before the switch-over); "
-		 "waiting for the destination to run the microVM", mig->rounds, mig->pages_precopy);
+	log_info("migration: state queued %" PRIu64 " ms after the pause (%u rounds, %" PRIu64
+		 " pages sent); waiting for the destination to run the microVM",
+		 (mig_now_ns() - mig->t_paused) / 1000000, mig->rounds, mig->pages_precopy);
 	return 0;
 }
 
@@ -265,8 +266,9 @@ static int switch_over(struct migration *mig)
 	}
 	mig->state = MIG_SWITCHOVER;
 	mig->cursor = 0;
-	log_info("migration: switch-over after %u round(s): %" PRIu64 " pages written since their "
-		 "last copy", mig->rounds, count_dirty(mig));
+	log_info("migration: switch-over after %u round(s), paused in %" PRIu64 " ms: %" PRIu64
+		 " pages written since their last copy", mig->rounds,
+		 (mig_now_ns() - mig->t_paused) / 1000000, count_dirty(mig));
 	if (mig->mode == MIG_MODE_PRECOPY)
 		return 0; /* the pump sends them, then the state */
 	ret = queue_discards(mig);

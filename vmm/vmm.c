@@ -15,6 +15,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "snapshot.h"
+#include "uffd_server.h"
 #include "vcpu.h"
 
 static void on_signal(void *opaque, int fd, uint32_t events)
@@ -211,8 +212,24 @@ int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether the uffd thread failed to bring guest memory in (a migration source or snapshot gone):
+ * then the guest cannot have ended well, whatever it did with the machine checks it got. */
+static bool vmm_memory_lost(struct vmm *m)
+{
+	struct uffd_server_stats st = { 0 };
+
+	snapshot_pager_stats(m->vm, &st);
+	if (!st.error || st.error == -ECANCELED)
+		return false;
+	log_error("the microVM's memory could not all be brought in (%s): it is lost",
+		  strerror(-st.error));
+	return true;
+}
+
 int vmm_run(struct vmm *m)
 {
+	int code;
+
 	if (event_loop_run(&m->loop) < 0) {
 		if (!m->vm)
 			return VM_EXIT_UNEXPECTED;
@@ -220,7 +237,8 @@ int vmm_run(struct vmm *m)
 	}
 	if (!m->vm)
 		return m->exit_code;
-	return vm_stop(m->vm);
+	code = vm_stop(m->vm);
+	return code == VM_EXIT_OK && vmm_memory_lost(m) ? VM_EXIT_ERROR : code;
 }
 
 void vmm_destroy(struct vmm *m)

@@ -19,6 +19,7 @@ static const char *const type_names[] = {
 	[MIG_PAGES] = "PAGES",       [MIG_DISCARD] = "DISCARD", [MIG_STATE] = "STATE",
 	[MIG_RUNNING] = "RUNNING",   [MIG_REQUEST] = "REQUEST", [MIG_POISONED] = "POISONED",
 	[MIG_COMPLETE] = "COMPLETE",
+	[MIG_RESUME] = "RESUME",
 };
 
 const char *mig_type_name(uint32_t type)

@@ -32,7 +32,9 @@ enum mig_type {
 	MIG_REQUEST = 8,  /* destination: one range (MIG_RANGE_LEN); answered by PAGES or POISONED */
 	MIG_POISONED = 9, /* source: one range, poisoned on the source, in answer to a REQUEST */
 	MIG_COMPLETE = 10,/* destination: empty; every page arrived, the source may end */
-	MIG_TYPE_MAX = MIG_COMPLETE,
+	MIG_RESUME = 11,  /* source, right after the HELLOs of a new connection: empty; postcopy
+			   * goes on where the broken connection left it */
+	MIG_TYPE_MAX = MIG_RESUME,
 };
 
 enum mig_role { MIG_ROLE_SOURCE = 1, MIG_ROLE_DESTINATION = 2 };

@@ -140,6 +140,30 @@ void mig_conn_consume(struct mig_conn *c, size_t n)
 	c->rx_len -= n;
 }
 
+struct migration *mig_new(struct vmm *m, bool source, const char *uri, char *err, size_t errlen)
+{
+	struct migration *mig;
+
+	if (m->mig && m->mig->state != MIG_FAILED) {
+		snprintf(err, errlen, "a migration is %s already", mig_state_name(m->mig->state));
+		return NULL;
+	}
+	mig = calloc(1, sizeof(*mig));
+	if (!mig) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	mig->vmm = m;
+	mig->source = source;
+	mig->conn.fd = mig->listen_fd = mig->mem.fd = -1;
+	mig->in.fd = mig->in.new_fd = mig->in.event_fd = -1;
+	if (mig_uri_parse(&mig->uri, uri, err, errlen) < 0) {
+		free(mig);
+		return NULL;
+	}
+	return mig;
+}
+
 /* --- status --- */
 
 const char *mig_state_name(enum mig_state s)
@@ -149,6 +173,7 @@ const char *mig_state_name(enum mig_state s)
 		[MIG_LISTENING] = "listening", [MIG_HANDSHAKE] = "handshake",
 		[MIG_PRECOPY] = "precopy", [MIG_SWITCHOVER] = "switchover",
 		[MIG_WAIT_RUNNING] = "wait-running", [MIG_POSTCOPY] = "postcopy",
+		[MIG_BROKEN] = "postcopy-paused",
 		[MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed",
 	};
 
@@ -194,6 +219,7 @@ json_t *migration_status(struct vmm *m)
 		return NULL;
 	json_object_set_new(j, "total_ms", ms(mig->t_start, mig->t_end ? mig->t_end : now));
 	json_object_set_new(j, "downtime_ms", ms(mig->t_paused, mig->t_running));
+	json_object_set_new(j, "recoveries", json_integer(mig->recoveries));
 	if (mig->source)
 		mig_out_status(mig, j);
 	else
@@ -209,6 +235,18 @@ bool migration_holds_vm(struct vmm *m)
 
 	return mig && mig->source && (mig->state == MIG_SWITCHOVER ||
 				      mig->state == MIG_WAIT_RUNNING || mig->t_running);
+}
+
+int migration_recover(struct vmm *m, const char *uri, char *err, size_t errlen)
+{
+	if (!m->mig || (m->mig->state != MIG_BROKEN &&
+			!(m->mig->source && m->mig->state == MIG_POSTCOPY))) {
+		snprintf(err, errlen, "there is no postcopy migration to recover (GET /migration: "
+			 "%s)", m->mig ? mig_state_name(m->mig->state) : "none");
+		return -EINVAL;
+	}
+	return m->mig->source ? mig_out_recover(m->mig, uri, err, errlen) :
+				mig_in_recover(m->mig, uri, err, errlen);
 }
 
 bool migration_incoming_pending(struct vmm *m)

@@ -38,10 +38,19 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
- * Destination: listens at uri for one source, on a kiln with no VM yet. 0, or -errno with one
- * line in err.
+ * Destination: listens at uri for one source, on a kiln with no VM yet; a broken postcopy
+ * connection may be recovered within recover_timeout_ms. 0, or -errno with one line in err.
  */
-int migration_incoming(struct vmm *m, const char *uri, char *err, size_t errlen)
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
+
+/* Postcopy's connection broke while both sides live (or, on the source, the operator says it
+ * did): the destination's missing pages wait, the source stays paused. PUT /migration/recover
+ * then listens again at uri (destination) or connects there (source), and postcopy goes on.
+ * The destination gives up recover_timeout_ms after the break: its missing pages are then
+ * poisoned and the VM is lost. 0, or -errno with one line in err. */
+#define MIG_RECOVER_TIMEOUT_MS 30000u
+int migration_recover(struct vmm *m, const char *uri, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* GET /migration's body: the state, counters and times of this process's migration. */

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -34,12 +36,19 @@ static void send_error(struct migration *mig, const char *text)
 		log_warn("migration: the refusal could not be sent to the source");
 }
 
-/* The migration failed before the VM was built: nothing runs; kiln stays without a VM. */
+/* The migration failed before the VM ran here: nothing runs; kiln stays without a VM, and the
+ * source, seeing the connection close, resumes the VM. */
 static void fail_in(struct migration *mig)
 {
 	if (mig->conn.fd >= 0) {
 		event_loop_del(&mig->vmm->loop, mig->conn.fd);
 		mig_conn_free(&mig->conn);
+	}
+	if (mig->in.ready && mig->in.fd >= 0) { /* handed over already: the VM build failed */
+		pthread_mutex_lock(&mig->in.write_lock);
+		close(mig->in.fd);
+		mig->in.fd = -1;
+		pthread_mutex_unlock(&mig->in.write_lock);
 	}
 	guest_memory_destroy(&mig->mem);
 	free(mig->present);
@@ -136,6 +145,92 @@ static int on_discard(struct migration *mig, const struct mig_frame *f, char *er
 	return ret;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Sends an empty frame of type on the uffd thread's connection. 0 or -errno. */
+static int send_empty(struct mig_in *in, uint32_t type)
+{
+	uint8_t frame[MIG_FRAME_HEADER + MIG_FRAME_TRAILER];
+	int ret;
+
+	mig_frame_seal(frame, type, 0);
+	pthread_mutex_lock(&in->write_lock);
+	ret = in->fd >= 0 ? write_all(in->fd, frame, sizeof(frame)) : -ENOTCONN;
+	pthread_mutex_unlock(&in->write_lock);
+	return ret;
+}
+
+/* Makes fd blocking, with a time limit on each answer awaited. 0 or -errno. */
+static int make_blocking(int fd)
+{
+	struct timeval tv = { .tv_sec = RECV_TIMEOUT_S };
+
+	if (fcntl(fd, F_SETFL, 0) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The uffd thread's side of the connection, fd handed over. 0, or -errno with err. */
+static int in_init(struct migration *mig, int fd, char *err, size_t errlen)
+{
+	struct mig_in *in = &mig->in;
+	pthread_condattr_t ca;
+	int ret = make_blocking(fd);
+
+	if (ret < 0) {
+		snprintf(err, errlen, "the connection: %s", strerror(-ret));
+		return ret;
+	}
+	*in = (struct mig_in){ .mig = mig, .fd = fd, .new_fd = -1,
+			       .recover_timeout_ms = mig->recover_timeout_ms };
+	in->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (in->event_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		in->fd = -1;
+		return ret;
+	}
+	pthread_mutex_init(&in->write_lock, NULL);
+	pthread_mutex_init(&in->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&in->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	in->ready = true;
+	return 0;
+}
+
+/* The uffd thread says the connection broke: postcopy waits for PUT /migration/recover. */
+static void on_broken(void *opaque, int fd, uint32_t events)
+{
+	struct migration *mig = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0)
+		return;
+	if (mig->state != MIG_POSTCOPY)
+		return;
+	mig->state = MIG_BROKEN;
+	log_error("migration from %s: the connection to the source broke while pages are "
+		  "missing; vCPUs that touch one wait. PUT /migration/recover {\"uri\"} within %u ms "
+		  "(then on the source), or the missing pages are poisoned and the microVM is lost",
+		  mig->uri.text, mig->recover_timeout_ms);
+}
+
 /* STATE: the VM is built from it, with this memory, and started. */
 static int on_state(struct migration *mig, const struct mig_frame *f, char *err, size_t errlen)
 {
@@ -174,31 +269,11 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	}
 	/* The socket is the uffd thread's from here: blocking, with a time limit per answer. */
 	event_loop_del(&m->loop, mig->conn.fd);
-	mig->in = (struct mig_in){ .mig = mig, .fd = mig->conn.fd };
-	pthread_mutex_init(&mig->in.write_lock, NULL);
-	{
-		struct timeval tv = { .tv_sec = RECV_TIMEOUT_S };
-
-		if (fcntl(mig->in.fd, F_SETFL, 0) < 0 ||
-		    setsockopt(mig->in.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "the connection: %s", strerror(errno));
-			goto err;
-		}
-	}
-	/* The source's process keeps its own logger, metrics and serial output (as a load). */
-	{
-		struct logger_config l = cfg.logger;
-		struct serial_config s = cfg.serial;
-		struct metrics_config mc = cfg.metrics;
-
-		cfg.logger = m->cfg.logger, m->cfg.logger = l;
-		cfg.serial = m->cfg.serial, m->cfg.serial = s;
-		cfg.metrics = m->cfg.metrics, m->cfg.metrics = mc;
-	}
-	config_free(&m->cfg);
-	m->cfg = cfg;
-	config_init(&cfg);
+	ret = in_init(mig, mig->conn.fd, err, errlen);
+	if (ret < 0)
+		goto err;
+	mig->conn.fd = -1;
+	vmm_adopt_config(m, &cfg);
 	mig->img = img;
 	log_clear_last_error();
 	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer, img);
@@ -211,6 +286,12 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	m->vm = vm;
 	m->snapshot = img;
 	vm->seccomp = m->seccomp;
+	ret = event_loop_add(&m->loop, mig->in.event_fd, EPOLLIN, on_broken, mig);
+	if (ret < 0) {
+		snprintf(err, errlen, "event loop: %s", strerror(-ret));
+		vm_request_exit(vm, VM_EXIT_ERROR);
+		return ret;
+	}
 	ret = vm_start(vm, false);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
@@ -218,14 +299,7 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	}
 	mig->t_running = mig_now_ns();
 	mig->state = MIG_POSTCOPY;
-	pthread_mutex_lock(&mig->in.write_lock);
-	ret = mig_conn_send(&mig->conn, MIG_RUNNING, NULL, 0);
-	if (ret == 0) {
-		do
-			ret = mig_conn_flush(&mig->conn);
-		while (ret == -EAGAIN);
-	}
-	pthread_mutex_unlock(&mig->in.write_lock);
+	ret = send_empty(&mig->in, MIG_RUNNING);
 	if (ret < 0)
 		log_error("migration: telling the source the microVM runs: %s", strerror(-ret));
 	log_info("migration from %s: the microVM runs here (%" PRIu64 " pages came before, %"
@@ -331,26 +405,170 @@ static void on_conn(void *opaque, int fd, uint32_t events)
 	}
 }
 
-static void on_accept(void *opaque, int fd, uint32_t events)
+/* Listens at mig->uri, with fn on the loop for the connection. 0, or -errno with err. */
+static int listen_at(struct migration *mig, event_fn fn, char *err, size_t errlen)
 {
-	struct migration *mig = opaque;
-	int c, ret;
+	int fd = socket(mig->uri.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), ret, one = 1;
 
-	(void)events;
-	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return ret;
+	}
+	if (mig->uri.family != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		log_warn("migration: SO_REUSEADDR: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&mig->uri.addr, mig->uri.addr_len) < 0 || listen(fd, 1) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", mig->uri.text, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	ret = event_loop_add(&mig->vmm->loop, fd, EPOLLIN, fn, mig);
+	if (ret < 0) {
+		snprintf(err, errlen, "event loop: %s", strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	mig->listen_fd = fd;
+	return 0;
+}
+
+/* Takes the one connection the listener waits for into mig->conn, on the loop with fn. */
+static int take_conn(struct migration *mig, int lfd, event_fn fn)
+{
+	int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), ret;
+
 	if (c < 0)
-		return;
-	event_loop_del(&mig->vmm->loop, fd);
-	close(fd);
+		return -errno;
+	event_loop_del(&mig->vmm->loop, lfd);
+	close(lfd);
 	mig->listen_fd = -1;
 	if (mig->uri.family == AF_UNIX)
 		unlink(((struct sockaddr_un *)&mig->uri.addr)->sun_path);
+	mig_conn_free(&mig->conn);
 	ret = mig_conn_init(&mig->conn, c);
 	if (ret == 0)
-		ret = event_loop_add(&mig->vmm->loop, c, EPOLLIN, on_conn, mig);
+		ret = event_loop_add(&mig->vmm->loop, c, EPOLLIN, fn, mig);
 	if (ret < 0) {
-		close(c);
+		mig_conn_free(&mig->conn);
+		return ret;
+	}
+	return 0;
+}
+
+/* A recovery connection: the source's HELLO, ours, then RESUME; the socket then goes to the uffd
+ * thread, which has waited for it. Anything else drops the connection: postcopy stays paused. */
+static void on_recover_conn(void *opaque, int fd, uint32_t events)
+{
+	struct migration *mig = opaque;
+	char err[MIG_MAX_ERROR + 128] = "";
+	struct mig_frame f;
+	uint8_t hello[MIG_HELLO_LEN];
+	long n;
+	int ret = mig_conn_recv(&mig->conn);
+
+	(void)events;
+	if (ret == -EAGAIN)
+		return;
+	if (ret <= 0) {
+		snprintf(err, sizeof(err), "the source went away (%s)",
+			 ret ? strerror(-ret) : "end of stream");
+		goto drop;
+	}
+	while ((n = mig_conn_frame(&mig->conn, &f, err, sizeof(err))) > 0) {
+		if (f.type == MIG_HELLO) {
+			if (mig_hello_check(f.payload, f.len, MIG_ROLE_SOURCE, err, sizeof(err)) < 0)
+				goto drop;
+			mig_hello_encode(hello, MIG_ROLE_DESTINATION);
+			if (mig_conn_send(&mig->conn, MIG_HELLO, hello, sizeof(hello)) < 0 ||
+			    mig_conn_flush(&mig->conn) < 0) {
+				snprintf(err, sizeof(err), "cannot answer the source's HELLO");
+				goto drop;
+			}
+			mig_conn_consume(&mig->conn, (size_t)n);
+			continue;
+		}
+		if (f.type != MIG_RESUME || mig->conn.rx_len != (size_t)n) {
+			snprintf(err, sizeof(err), "the source sent %s where RESUME was expected",
+				 mig_type_name(f.type));
+			goto drop;
+		}
+		event_loop_del(&mig->vmm->loop, fd);
+		ret = make_blocking(fd);
+		pthread_mutex_lock(&mig->in.lock);
+		if (ret == 0 && mig->in.broken) {
+			mig->in.new_fd = fd;
+			pthread_cond_broadcast(&mig->in.cond);
+		} else if (ret == 0) {
+			ret = -ETIMEDOUT;
+		}
+		pthread_mutex_unlock(&mig->in.lock);
+		if (ret < 0) {
+			snprintf(err, sizeof(err), "%s", ret == -ETIMEDOUT ? "too late: the missing "
+				 "pages were given up" : strerror(-ret));
+			goto drop;
+		}
+		mig->conn.fd = -1; /* the uffd thread's now */
+		mig->conn.rx_len = 0;
+		mig->state = MIG_POSTCOPY;
+		mig->recoveries++;
+		log_info("migration from %s: postcopy resumes", mig->uri.text);
+		return;
+	}
+	if (n == 0)
+		return;
+drop:
+	log_error("migration: recovering through %s: %s", mig->uri.text, err);
+	if (mig->conn.fd >= 0) {
+		send_error(mig, err);
+		event_loop_del(&mig->vmm->loop, mig->conn.fd);
+		close(mig->conn.fd);
 		mig->conn.fd = -1;
+	}
+}
+
+static void on_recover_accept(void *opaque, int fd, uint32_t events)
+{
+	struct migration *mig = opaque;
+	int ret;
+
+	(void)events;
+	ret = take_conn(mig, fd, on_recover_conn);
+	if (ret < 0 && ret != -EAGAIN)
+		log_error("migration: taking the recovery connection: %s", strerror(-ret));
+	else if (ret == 0)
+		log_info("migration: a source connected on %s to recover", mig->uri.text);
+}
+
+int mig_in_recover(struct migration *mig, const char *uri, char *err, size_t errlen)
+{
+	struct mig_uri u;
+	int ret = mig_uri_parse(&u, uri, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (mig->listen_fd >= 0) {
+		snprintf(err, errlen, "already listening at %s", mig->uri.text);
+		return -EBUSY;
+	}
+	mig->uri = u;
+	ret = listen_at(mig, on_recover_accept, err, errlen);
+	if (ret == 0)
+		log_info("migration: waiting on %s for the source to recover postcopy", u.text);
+	return ret;
+}
+
+static void on_accept(void *opaque, int fd, uint32_t events)
+{
+	struct migration *mig = opaque;
+	int ret;
+
+	(void)events;
+	ret = take_conn(mig, fd, on_conn);
+	if (ret == -EAGAIN)
+		return;
+	if (ret < 0) {
 		mig_fail(mig, "cannot take the connection: %s", strerror(-ret));
 		return;
 	}
@@ -359,53 +577,22 @@ static void on_accept(void *opaque, int fd, uint32_t events)
 	log_info("migration: a source connected on %s", mig->uri.text);
 }
 
-int migration_incoming(struct vmm *m, const char *uri, char *err, size_t errlen)
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
+		       size_t errlen)
 {
 	struct migration *mig;
-	int fd, ret, one = 1;
+	int ret;
 
 	if (m->vm) {
 		snprintf(err, errlen, "this kiln already has a microVM; migrate into a fresh one");
 		return -EINVAL;
 	}
-	if (m->mig && m->mig->state != MIG_FAILED) {
-		snprintf(err, errlen, "a migration is %s already", mig_state_name(m->mig->state));
-		return -EBUSY;
-	}
-	mig = calloc(1, sizeof(*mig));
-	if (!mig) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	mig->vmm = m;
-	mig->conn.fd = -1;
-	mig->mem.fd = -1;
-	ret = mig_uri_parse(&mig->uri, uri, err, errlen);
+	mig = mig_new(m, false, uri, err, errlen);
+	if (!mig)
+		return -EINVAL;
+	mig->recover_timeout_ms = recover_timeout_ms;
+	ret = listen_at(mig, on_accept, err, errlen);
 	if (ret < 0) {
-		free(mig);
-		return ret;
-	}
-	fd = socket(mig->uri.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		free(mig);
-		return ret;
-	}
-	if (mig->uri.family != AF_UNIX)
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&mig->uri.addr, mig->uri.addr_len) < 0 || listen(fd, 1) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", mig->uri.text, strerror(errno));
-		close(fd);
-		free(mig);
-		return ret;
-	}
-	mig->listen_fd = fd;
-	ret = event_loop_add(&m->loop, fd, EPOLLIN, on_accept, mig);
-	if (ret < 0) {
-		snprintf(err, errlen, "event loop: %s", strerror(-ret));
-		close(fd);
 		free(mig);
 		return ret;
 	}
@@ -476,25 +663,10 @@ static int read_frame(struct mig_in *in, struct mig_frame *f, long *size)
 	}
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* One REQUEST, then its answers in order (PAGES, or POISONED: recorded in the VM's poison log,
+ * and the range is -EHWPOISON, which the uffd server asks again page by page). */
+static int request(struct mig_in *in, uint64_t off, void *dst, size_t len)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w, n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The page source: a REQUEST, then its answers in order (PAGES, or POISONED: recorded in the
- * VM's poison log, and the range is -EHWPOISON, which the uffd server asks again page by page). */
-static int source_read(void *opaque, uint64_t off, void *dst, size_t len)
-{
-	struct mig_in *in = opaque;
 	struct migration *mig = in->mig;
 	uint8_t frame[MIG_FRAME_HEADER + MIG_RANGE_LEN + MIG_FRAME_TRAILER];
 	uint64_t at = off, ps = mig->page_size;
@@ -508,7 +680,7 @@ static int source_read(void *opaque, uint64_t off, void *dst, size_t len)
 	pthread_mutex_unlock(&in->write_lock);
 	if (ret < 0) {
 		log_error("migration: asking the source for pages: %s", strerror(-ret));
-		return ret;
+		return ret == -EPIPE ? -ECONNRESET : ret;
 	}
 	in->requests++;
 	while (at < off + len) {
@@ -562,6 +734,59 @@ static int source_read(void *opaque, uint64_t off, void *dst, size_t len)
 	return poisoned ? -EHWPOISON : 0;
 }
 
+/* Waits, on the uffd thread, for main to hand over a recovered connection. 0, or -ECONNRESET
+ * once recover_timeout_ms passed without one. */
+static int reconnect(struct mig_in *in)
+{
+	uint64_t one = 1, ns = (uint64_t)in->recover_timeout_ms * 1000000ull;
+	struct timespec dl;
+	int fd, r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (time_t)(ns / 1000000000ull);
+	dl.tv_nsec += (long)(ns % 1000000000ull);
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&in->lock);
+	in->broken = true;
+	if (write(in->event_fd, &one, sizeof(one)) < 0)
+		log_warn("migration: cannot tell the main thread the connection broke");
+	while (in->new_fd < 0 && r == 0)
+		r = pthread_cond_timedwait(&in->cond, &in->lock, &dl);
+	fd = in->new_fd;
+	in->new_fd = -1;
+	in->broken = false;
+	pthread_mutex_unlock(&in->lock);
+	if (fd < 0) {
+		log_error("migration: no new connection from the source within %u ms: it is taken "
+			  "as gone", in->recover_timeout_ms);
+		return -ECONNRESET;
+	}
+	pthread_mutex_lock(&in->write_lock);
+	close(in->fd);
+	in->fd = fd;
+	pthread_mutex_unlock(&in->write_lock);
+	in->rx_len = 0;
+	log_info("migration: the uffd thread goes on through the recovered connection");
+	return 0;
+}
+
+/* The page source: a request, again through a recovered connection when this one broke. */
+static int source_read(void *opaque, uint64_t off, void *dst, size_t len)
+{
+	struct mig_in *in = opaque;
+	int ret;
+
+	while ((ret = request(in, off, dst, len)) == -ECONNRESET || ret == -EAGAIN ||
+	       ret == -ETIMEDOUT || ret == -ENOTCONN) {
+		if (reconnect(in) < 0)
+			return ret;
+	}
+	return ret;
+}
+
 int mig_in_memory_source(struct mig_in *in, struct vm *vm, const struct uffd_range *poison,
 			 size_t nr_poison, struct page_source *src, const uint64_t **present)
 {
@@ -605,15 +830,13 @@ void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st)
 			 "is lost", strerror(-st->error));
 		return;
 	}
-	pthread_mutex_lock(&in->write_lock);
-	ret = mig_conn_send(&mig->conn, MIG_COMPLETE, NULL, 0);
-	if (ret == 0)
-		ret = mig_conn_flush(&mig->conn);
-	pthread_mutex_unlock(&in->write_lock);
+	ret = send_empty(in, MIG_COMPLETE);
 	if (ret < 0)
 		log_warn("migration: telling the source every page is here: %s", strerror(-ret));
-	mig_conn_free(&mig->conn);
-	mig->in.fd = -1;
+	pthread_mutex_lock(&in->write_lock);
+	close(in->fd);
+	in->fd = -1;
+	pthread_mutex_unlock(&in->write_lock);
 	mig->state = MIG_COMPLETED;
 	log_info("migration from %s completed in %" PRIu64 " ms: %" PRIu64 " pages before the "
 		 "microVM ran, %" PRIu64 " fetched on fault (p50 %" PRIu64 " us, p99 %" PRIu64
@@ -653,6 +876,17 @@ void mig_in_destroy(struct migration *mig)
 	guest_memory_destroy(&mig->mem);
 	free(mig->present);
 	free(mig->in.rx);
+	if (mig->in.ready) {
+		event_loop_del(&mig->vmm->loop, mig->in.event_fd);
+		close(mig->in.event_fd);
+		if (mig->in.fd >= 0)
+			close(mig->in.fd);
+		if (mig->in.new_fd >= 0)
+			close(mig->in.new_fd);
+		pthread_cond_destroy(&mig->in.cond);
+		pthread_mutex_destroy(&mig->in.lock);
+		pthread_mutex_destroy(&mig->in.write_lock);
+	}
 	if (mig->have_cfg)
 		config_free(&mig->cfg);
 }

@@ -53,6 +53,7 @@ enum mig_state {
 	MIG_SWITCHOVER,   /* source: paused, sending the rest and the state */
 	MIG_WAIT_RUNNING, /* source: waiting for the destination's vCPUs */
 	MIG_POSTCOPY,     /* the destination runs; missing pages are fetched on fault */
+	MIG_BROKEN,       /* postcopy's connection broke: waiting for PUT /migration/recover */
 	MIG_COMPLETED,
 	MIG_FAILED,
 };
@@ -63,8 +64,16 @@ const char *mig_state_name(enum mig_state s);
 struct mig_in {
 	struct migration *mig;
 	struct vm *vm;           /* set by the memory step */
-	int fd;                  /* blocking from then on */
-	pthread_mutex_t write_lock; /* the uffd thread's requests and main's RUNNING/COMPLETE */
+	int fd;                  /* blocking from then on; replaced by a recovery */
+	pthread_mutex_t write_lock; /* the uffd thread's requests and main's RUNNING/COMPLETE, and
+				     * fd's replacement */
+	pthread_mutex_t lock;    /* guards what follows */
+	pthread_cond_t cond;     /* a recovered connection arrived */
+	int new_fd;              /* -1, or the recovered connection main hands over */
+	bool broken;             /* the uffd thread waits for new_fd */
+	unsigned recover_timeout_ms;
+	int event_fd;            /* eventfd: the uffd thread tells main the connection broke */
+	bool ready;              /* the above are initialised */
 	uint8_t *rx;             /* the uffd thread's receive buffer */
 	size_t rx_len, rx_cap;
 	uint64_t requests;
@@ -104,7 +113,14 @@ struct migration {
 	struct mig_in in;
 	struct uffd_server_stats uffd_stats; /* once the uffd thread ended */
 	bool uffd_done;
+	unsigned recover_timeout_ms;
+	unsigned recoveries;     /* broken connections recovered (both sides) */
+	bool recovering;         /* source: this connection resumes postcopy */
 };
+
+/* A new migration of vmm m at uri, its descriptors -1; NULL with one line in err (one is under
+ * way, a bad uri, out of memory). */
+struct migration *mig_new(struct vmm *m, bool source, const char *uri, char *err, size_t errlen);
 
 uint64_t mig_now_ns(void);
 /* Records why the migration failed (the first reason wins) and logs it. */
@@ -114,6 +130,11 @@ void mig_fail(struct migration *mig, const char *fmt, ...) __attribute__((format
 void mig_out_destroy(struct migration *mig);
 void mig_in_destroy(struct migration *mig);
 void mig_out_status(struct migration *mig, json_t *j);
+/* PUT /migration/recover on each side: reconnect (source) or listen again (destination). */
+int mig_out_recover(struct migration *mig, const char *uri, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int mig_in_recover(struct migration *mig, const char *uri, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void mig_in_status(struct migration *mig, json_t *j);
 
 #endif

@@ -165,6 +165,17 @@ static void undo_out(struct migration *mig)
 
 static void fail_out(struct migration *mig, const char *what, int err)
 {
+	if (mig->t_running && mig->state != MIG_FAILED && mig->state != MIG_COMPLETED) {
+		/* The destination runs the VM and may still need pages: wait for a new
+		 * connection. */
+		snprintf(mig->error, sizeof(mig->error), "%s: %s", what, strerror(-err));
+		mig->state = MIG_BROKEN;
+		log_error("migration to %s: %s; the destination runs the microVM, which stays "
+			  "paused here for good: PUT /migration/recover {\"uri\"} once the "
+			  "destination listens again", mig->uri.text, mig->error);
+		undo_out(mig);
+		return;
+	}
 	mig_fail(mig, "%s: %s%s", what, strerror(-err), mig->t_running ?
 		 " (the destination already runs the microVM: it stays paused here for good)" :
 		 "; the microVM keeps running here");
@@ -456,6 +467,18 @@ static int on_frame(struct migration *mig, const struct mig_frame *f)
 			mig_fail(mig, "handshake: %s", err);
 			return ret;
 		}
+		if (mig->recovering) {
+			if (mig_conn_send(&mig->conn, MIG_RESUME, NULL, 0) < 0) {
+				mig_fail(mig, "out of memory");
+				return -ENOMEM;
+			}
+			mig->state = MIG_POSTCOPY;
+			mig->recovering = false;
+			mig->recoveries++;
+			log_info("migration to %s: postcopy resumes on a new connection",
+				 mig->uri.text);
+			return 0;
+		}
 		{
 			struct vm *vm = mig->vmm->vm;
 			json_t *j = config_to_json(vm->cfg);
@@ -566,6 +589,57 @@ static void on_event(void *opaque, int fd, uint32_t events)
 	pump(mig);
 }
 
+/* A non-blocking connect to mig->uri into mig->conn. 0, or -errno with one line in err. */
+static int open_conn(struct migration *mig, char *err, size_t errlen)
+{
+	int fd = socket(mig->uri.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0 || (ret = mig_conn_init(&mig->conn, fd)) < 0) {
+		ret = fd < 0 ? -errno : ret;
+		if (fd >= 0)
+			close(fd);
+		mig->conn.fd = -1;
+		snprintf(err, errlen, "socket: %s", strerror(-ret));
+		return ret;
+	}
+	if (connect(fd, (struct sockaddr *)&mig->uri.addr, mig->uri.addr_len) < 0 &&
+	    errno != EINPROGRESS) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot connect to %s: %s", mig->uri.text, strerror(errno));
+		mig_conn_free(&mig->conn);
+		return ret;
+	}
+	return 0;
+}
+
+int mig_out_recover(struct migration *mig, const char *uri, char *err, size_t errlen)
+{
+	struct mig_uri u;
+	int ret = mig_uri_parse(&u, uri, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (mig->conn.fd >= 0) { /* the operator says this one is broken */
+		event_loop_del(&mig->vmm->loop, mig->conn.fd);
+		mig_conn_free(&mig->conn);
+	}
+	mig->uri = u;
+	ret = open_conn(mig, err, errlen);
+	if (ret == 0 && (ret = event_loop_add(&mig->vmm->loop, mig->conn.fd, EPOLLIN | EPOLLOUT,
+					      on_event, mig)) < 0) {
+		snprintf(err, errlen, "event loop: %s", strerror(-ret));
+		mig_conn_free(&mig->conn);
+	}
+	if (ret < 0) {
+		mig->state = MIG_BROKEN;
+		return ret;
+	}
+	mig->state = MIG_CONNECTING;
+	mig->recovering = true;
+	log_info("migration: recovering postcopy through %s", mig->uri.text);
+	return 0;
+}
+
 int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned max_downtime_ms,
 		    char *err, size_t errlen)
 {
@@ -577,31 +651,16 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 		snprintf(err, errlen, "there is no running microVM to migrate");
 		return -EINVAL;
 	}
-	if (m->mig && m->mig->state != MIG_FAILED) {
-		snprintf(err, errlen, "a migration is %s already", mig_state_name(m->mig->state));
-		return -EBUSY;
-	}
 	if (vm->pager) {
 		snprintf(err, errlen, "the microVM's memory is still being restored; migrate it once "
 			 "every page is in");
 		return -EBUSY;
 	}
-	mig = calloc(1, sizeof(*mig));
-	if (!mig) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	mig->vmm = m;
-	mig->source = true;
+	mig = mig_new(m, true, uri, err, errlen);
+	if (!mig)
+		return -EINVAL;
 	mig->mode = mode;
 	mig->max_downtime_ms = max_downtime_ms;
-	mig->conn.fd = -1;
-	mig->listen_fd = -1;
-	ret = mig_uri_parse(&mig->uri, uri, err, errlen);
-	if (ret < 0) {
-		free(mig);
-		return ret;
-	}
 	mig->page_size = vm->mem.page_size;
 	mig->nr_pages = vm->mem.size / mig->page_size;
 	mig->words = (mig->nr_pages + 63) / 64;
@@ -614,21 +673,10 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 	}
 	for (uint64_t p = 0; p < mig->nr_pages; p++)
 		set_bit(mig->dirty, p); /* round 1: every page */
-	fd = socket(mig->uri.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || (ret = mig_conn_init(&mig->conn, fd)) < 0) {
-		ret = fd < 0 ? -errno : ret;
-		if (fd >= 0)
-			close(fd);
-		mig->conn.fd = -1;
-		snprintf(err, errlen, "socket: %s", strerror(-ret));
+	ret = open_conn(mig, err, errlen);
+	if (ret < 0)
 		goto err;
-	}
-	if (connect(fd, (struct sockaddr *)&mig->uri.addr, mig->uri.addr_len) < 0 &&
-	    errno != EINPROGRESS) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot connect to %s: %s", mig->uri.text, strerror(errno));
-		goto err;
-	}
+	fd = mig->conn.fd;
 	mig->tracking = vm->cfg->machine.track_dirty_pages;
 	if (!mig->tracking) {
 		ret = vm_set_dirty_logging(vm, true);

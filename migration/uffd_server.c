@@ -230,6 +230,10 @@ static void finish(struct uffd_server *s, int error)
 	int ret;
 
 	if (error < 0 && error != -ECANCELED) {
+		/* Known before the first page is poisoned: a guest that dies of it is seen to. */
+		pthread_mutex_lock(&s->lock);
+		s->stats.error = error;
+		pthread_mutex_unlock(&s->lock);
 		log_error("uffd: the page server failed (%s); poisoning the %" PRIu64 " pages it has "
 			  "not served: the VM must stop", strerror(-error), s->remaining);
 		if ((ret = poison_unserved(s)) < 0)

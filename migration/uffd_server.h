@@ -78,7 +78,8 @@ struct uffd_server_stats {
 	uint64_t fault_ns_p99;
 	bool done;                 /* the server has ended; with error 0, every page is present
 				    * or poisoned and the userfaultfd is closed */
-	int error;                 /* 0, the -errno the server failed with, or -ECANCELED */
+	int error;                 /* 0, the -errno the server failed with (set before it poisons
+				    * what it did not serve), or -ECANCELED */
 };
 
 #define UFFD_SERVER_HIST_BUCKETS 40

@@ -120,7 +120,8 @@ static const struct seccomp_rule rules[] = {
 	SYS(rename, M, "PUT /snapshot/create puts each finished file in place"),
 	EQ(fcntl, B, 1, F_ADD_SEALS, "guest RAM: sealing the memfd's size"),
 	EQ(fcntl, B, 1, F_GETFL, "libmicrohttpd checks the API socket at start"),
-	EQ(fcntl, B, 1, F_SETFL, "libmicrohttpd makes sockets non-blocking"),
+	EQ(fcntl, M, 1, F_SETFL, "libmicrohttpd makes sockets non-blocking (B); a migrate-in hands "
+				 "its connection to the uffd thread blocking (M: after a recovery)"),
 	SYS(unlink, M, "the API socket and the vsock socket are removed at exit; a snapshot's "
 		       ".partial file when its writing fails"),
 	SYS(uname, M, "GET /capabilities: kernel_release"),
@@ -145,15 +146,17 @@ static const struct seccomp_rule rules[] = {
 	EQ(socket, M, 0, AF_UNIX, "virtio-vsock: its listening socket, connections to host ports; "
 				  "PUT /snapshot/load with a Uffd backend: the page-fault handler's "
 				  "connection (B)"),
-	SYS(bind, B, "virtio-vsock's uds_path"),
-	SYS(listen, B, "virtio-vsock's uds_path"),
+	SYS(bind, M, "virtio-vsock's uds_path (B); a migration destination's socket, again for "
+		     "PUT /migration/recover (M)"),
+	SYS(listen, M, "virtio-vsock's uds_path (B); a migration destination's socket, again for "
+		       "PUT /migration/recover (M)"),
 	SYS(connect, M, "virtio-vsock connects to uds_path_PORT for the guest; PUT /snapshot/load "
 			"connects to the page-fault handler's backend_path (B)"),
 	SYS(accept4, M | A, "API connections (A); host connections to vsock's uds_path (M)"),
 	EQ(getsockopt, M, 1, SOL_SOCKET, "libmicrohttpd checks the API socket's domain at start "
 					 "(B); PUT /migration/start: the connect's outcome (M)"),
-	EQ(setsockopt, B, 1, SOL_SOCKET, "a migrate-in: SO_REUSEADDR on its TCP listener, a time "
-					 "limit on the source's answers"),
+	EQ(setsockopt, M, 1, SOL_SOCKET, "a migrate-in: SO_REUSEADDR on its TCP listener, a time "
+					 "limit on the source's answers (M: PUT /migration/recover)"),
 	EQ(socket, M, 0, AF_INET, "live migration over TCP: PUT /migration/start (M), "
 				  "/migration/incoming and --migrate-in (B)"),
 	EQ(socket, M, 0, AF_INET6, "live migration over TCP to an IPv6 address"),

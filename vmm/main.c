@@ -326,7 +326,8 @@ int main(int argc, char **argv)
 	if (opts.config_file && vmm_start_vm(&m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
 		ret = VM_EXIT_ERROR;
-	} else if (opts.migrate_in && migration_incoming(&m, opts.migrate_in, err, sizeof(err)) < 0) {
+	} else if (opts.migrate_in && migration_incoming(&m, opts.migrate_in, MIG_RECOVER_TIMEOUT_MS, err,
+							   sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: --migrate-in: %s\n", err);
 		ret = VM_EXIT_ERROR;
 	} else {

@@ -1,5 +1,5 @@
 /* kiln's migration endpoints, on the event loop thread: GET /migration, PUT /migration/start
- * (source) and PUT /migration/incoming (destination). Bodies are checked field by field here;
+ * (source), PUT /migration/incoming (destination) and PUT /migration/recover (either). Bodies are checked field by field here;
  * the work is migration/migrate_out.c's and migrate_in.c's. */
 #include <errno.h>
 #include <string.h>
@@ -95,15 +95,43 @@ out:
 
 static void incoming(struct vmm *m, const struct api_request *req, struct api_reply *reply)
 {
+	static const char *const fields[] = { "uri", "recover_timeout_ms" };
+	json_t *body = parse_body(req, fields, 2, reply), *t;
+	unsigned timeout = MIG_RECOVER_TIMEOUT_MS;
+	char err[512];
+
+	if (!body)
+		return;
+	t = json_object_get(body, "recover_timeout_ms");
+	if (t && (!json_is_integer(t) || json_integer_value(t) < 0 ||
+		  json_integer_value(t) > 3600000)) {
+		api_reply_fault(reply, "recover_timeout_ms: expected an integer from 0 to 3600000");
+		json_decref(body);
+		return;
+	}
+	if (t)
+		timeout = (unsigned)json_integer_value(t);
+	if (migration_incoming(m, json_string_value(json_object_get(body, "uri")), timeout, err,
+			       sizeof(err)) < 0) {
+		log_error("PUT /migration/incoming: %s", err);
+		api_reply_fault(reply, "%s", err);
+	} else {
+		api_reply_json(reply, 204, NULL);
+	}
+	json_decref(body);
+}
+
+static void recover(struct vmm *m, const struct api_request *req, struct api_reply *reply)
+{
 	static const char *const fields[] = { "uri" };
 	json_t *body = parse_body(req, fields, 1, reply);
 	char err[512];
 
 	if (!body)
 		return;
-	if (migration_incoming(m, json_string_value(json_object_get(body, "uri")), err,
-			       sizeof(err)) < 0) {
-		log_error("PUT /migration/incoming: %s", err);
+	if (migration_recover(m, json_string_value(json_object_get(body, "uri")), err,
+			      sizeof(err)) < 0) {
+		log_error("PUT /migration/recover: %s", err);
 		api_reply_fault(reply, "%s", err);
 	} else {
 		api_reply_json(reply, 204, NULL);
@@ -128,6 +156,8 @@ void api_routes_migration(struct vmm *m, const struct api_request *req, struct a
 		start(m, req, reply);
 	} else if (put && !strcmp(req->url, "/migration/incoming")) {
 		incoming(m, req, reply);
+	} else if (put && !strcmp(req->url, "/migration/recover")) {
+		recover(m, req, reply);
 	} else {
 		api_reply_fault(reply, "Invalid request method and/or path: %s %s.", req->method,
 				req->url);

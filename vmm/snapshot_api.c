@@ -136,19 +136,7 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 		free(vm);
 		return ret;
 	}
-	/* The snapshot brings the machine and its devices; this process keeps its own logger,
-	 * metrics and serial output. */
-	{
-		struct logger_config l = cfg.logger;
-		struct serial_config s = cfg.serial;
-		struct metrics_config mc = cfg.metrics;
-
-		cfg.logger = m->cfg.logger, m->cfg.logger = l;
-		cfg.serial = m->cfg.serial, m->cfg.serial = s;
-		cfg.metrics = m->cfg.metrics, m->cfg.metrics = mc;
-	}
-	config_free(&m->cfg);
-	m->cfg = cfg;
+	vmm_adopt_config(m, &cfg);
 	log_clear_last_error();
 	ret = vm_build(vm, &m->cfg, &m->loop, &m->metrics, m->boot_timer, img);
 	if (ret < 0) {

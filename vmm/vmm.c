@@ -169,6 +169,20 @@ int vmm_check_bootable(const struct vmm *m, char *err, size_t errlen)
 	return ret < 0 ? ret : check_files(&m->cfg, err, errlen);
 }
 
+void vmm_adopt_config(struct vmm *m, struct vm_config *cfg)
+{
+	struct logger_config l = cfg->logger;
+	struct serial_config s = cfg->serial;
+	struct metrics_config mc = cfg->metrics;
+
+	cfg->logger = m->cfg.logger, m->cfg.logger = l;
+	cfg->serial = m->cfg.serial, m->cfg.serial = s;
+	cfg->metrics = m->cfg.metrics, m->cfg.metrics = mc;
+	config_free(&m->cfg); /* with the logger, serial and metrics cfg came with */
+	m->cfg = *cfg;
+	config_init(cfg);
+}
+
 int vmm_start_vm(struct vmm *m, char *err, size_t errlen)
 {
 	struct vm *vm;

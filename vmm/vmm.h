@@ -46,6 +46,13 @@ int vmm_check_bootable(const struct vmm *m, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
+ * Makes cfg (a restored or migrated VM's configuration, which brings the machine and its
+ * devices) the process's, keeping this process's own logger, serial output and metrics; cfg is
+ * then empty (moved, not to be freed again).
+ */
+void vmm_adopt_config(struct vmm *m, struct vm_config *cfg);
+
+/*
  * Checks the configuration can boot (vmm_check_bootable), then builds and starts the VM (KVM is opened here).
  * On failure returns -errno with one line in err; the process keeps running without a VM.
  */

@@ -154,15 +154,25 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 	return -EINVAL;
 }
 
-int migration_incoming(struct vmm *m, const char *uri, char *err, size_t errlen)
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
+		       size_t errlen)
 {
 	struct mig_uri u;
 
 	(void)m;
+	(void)recover_timeout_ms;
 	if (mig_uri_parse(&u, uri, err, errlen) < 0)
 		return -EINVAL;
 	snprintf(err, errlen, "the fuzz target does not listen");
 	return -EOPNOTSUPP;
+}
+
+int migration_recover(struct vmm *m, const char *uri, char *err, size_t errlen)
+{
+	(void)m;
+	(void)uri;
+	snprintf(err, errlen, "there is no postcopy migration to recover");
+	return -EINVAL;
 }
 
 json_t *migration_status(struct vmm *m)
@@ -186,4 +196,11 @@ bool migration_incoming_pending(struct vmm *m)
 void migration_destroy(struct vmm *m)
 {
 	(void)m;
+}
+
+void snapshot_pager_stats(struct vm *vm, struct uffd_server_stats *st)
+{
+	(void)vm;
+	(void)st;
+	__builtin_trap();
 }

@@ -73,14 +73,15 @@ snap_threads() {
 	done
 }
 
-# snap_stop: kills kiln (as a crash would) and waits for it.
+# snap_stop [PID]: kills kiln (as a crash would) and waits for it; PID (default $pid) is the
+# timeout(1) that runs it.
 snap_stop() {
-	# pid is timeout(1)'s: kiln is its child, and killing timeout alone would orphan kiln.
-	local kiln
-	kiln=$(pgrep -P "$pid" | head -1)
+	# Killing timeout alone would orphan kiln, its child.
+	local p=${1:-$pid} kiln
+	kiln=$(pgrep -P "$p" | head -1)
 	[ -n "$kiln" ] && kill -9 "$kiln" 2>/dev/null
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
 }
 
 # snap_take NAME SOCK STATE MEM [TYPE]: pauses and snapshots (TYPE Full or Diff, default Full).

@@ -39,10 +39,14 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 
 /*
  * Destination: listens at uri for one source, on a kiln with no VM yet; a broken postcopy
- * connection may be recovered within recover_timeout_ms. 0, or -errno with one line in err.
+ * connection may be recovered within recover_timeout_ms. overrides (NULL, or an object with
+ * network_overrides and vsock_override as in PUT /snapshot/load, already checked; a reference
+ * is taken) rename the source's TAP devices and vsock socket for this host. 0, or -errno with
+ * one line in err.
  */
-int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
-		       size_t errlen) __attribute__((warn_unused_result));
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms,
+		       json_t *overrides, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Postcopy's connection broke while both sides live (or, on the source, the operator says it
  * did): the destination's missing pages wait, the source stays paused. PUT /migration/recover

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "device_config.h"
 #include "log.h"
 #include "migrate_int.h"
 #include "poison_log.h"
@@ -263,6 +264,8 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	ret = state_parse(img->buf, img->len, &img->view, why, sizeof(why));
 	if (ret == 0)
 		ret = snapshot_check_config(img, &cfg, "the migration stream", why, sizeof(why));
+	if (ret == 0 && mig->overrides)
+		ret = config_apply_overrides(&cfg, mig->overrides, why, sizeof(why));
 	if (ret < 0) {
 		snprintf(err, errlen, "STATE: %s", why);
 		goto err;
@@ -577,8 +580,8 @@ static void on_accept(void *opaque, int fd, uint32_t events)
 	log_info("migration: a source connected on %s", mig->uri.text);
 }
 
-int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
-		       size_t errlen)
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms,
+		       json_t *overrides, char *err, size_t errlen)
 {
 	struct migration *mig;
 	int ret;
@@ -591,8 +594,10 @@ int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_
 	if (!mig)
 		return -EINVAL;
 	mig->recover_timeout_ms = recover_timeout_ms;
+	mig->overrides = json_incref(overrides);
 	ret = listen_at(mig, on_accept, err, errlen);
 	if (ret < 0) {
+		json_decref(mig->overrides);
 		free(mig);
 		return ret;
 	}
@@ -889,4 +894,5 @@ void mig_in_destroy(struct migration *mig)
 	}
 	if (mig->have_cfg)
 		config_free(&mig->cfg);
+	json_decref(mig->overrides);
 }

@@ -114,6 +114,7 @@ struct migration {
 	struct uffd_server_stats uffd_stats; /* once the uffd thread ended */
 	bool uffd_done;
 	unsigned recover_timeout_ms;
+	json_t *overrides;       /* destination: network_overrides, vsock_override; or NULL */
 	unsigned recoveries;     /* broken connections recovered (both sides) */
 	bool recovering;         /* source: this connection resumes postcopy */
 };

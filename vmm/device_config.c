@@ -520,3 +520,33 @@ int config_check_devices(const struct vm_config *cfg, char *err, size_t errlen)
 	devices_free(&d);
 	return rc;
 }
+
+int config_apply_overrides(struct vm_config *cfg, json_t *body, char *err, size_t errlen)
+{
+	json_t *nets = json_object_get(body, "network_overrides"), *o, *vs;
+	size_t i, j;
+
+	json_array_foreach(nets, i, o) {
+		const char *id = json_string_value(json_object_get(o, "iface_id"));
+		json_t *iface, *found = NULL;
+
+		json_array_foreach(cfg->network_interfaces, j, iface)
+			if (!strcmp(json_string_value(json_object_get(iface, "iface_id")), id))
+				found = iface;
+		if (!found) {
+			snprintf(err, errlen, "network_overrides[%zu]: the snapshot has no network "
+				 "interface \"%s\"", i, id);
+			return -EINVAL;
+		}
+		json_object_set(found, "host_dev_name", json_object_get(o, "host_dev_name"));
+	}
+	vs = json_object_get(body, "vsock_override");
+	if (vs) {
+		if (!cfg->vsock) {
+			snprintf(err, errlen, "vsock_override: the snapshot has no vsock device");
+			return -EINVAL;
+		}
+		json_object_set(cfg->vsock, "uds_path", json_object_get(vs, "uds_path"));
+	}
+	return config_check_devices(cfg, err, errlen);
+}

@@ -81,6 +81,15 @@ int config_parse_device_section(struct vm_config *cfg, const char *key, json_t *
  * 0, or -EINVAL with one line in err naming the section and entry ("drives[2].drive_id: ...");
  * -ENOMEM when out of memory. cfg's device sections are read, never changed.
  */
+/*
+ * A restored or migrated VM's devices, renamed for this host: body's network_overrides ([{"iface_id",
+ * "host_dev_name"}]) and vsock_override ({"uds_path"}), already checked against Firecracker's
+ * definitions, applied to cfg, which is then checked again (config_check_devices). 0, or
+ * -EINVAL with one line in err (an iface_id or vsock the configuration does not have).
+ */
+int config_apply_overrides(struct vm_config *cfg, json_t *body, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 int config_check_devices(const struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -326,7 +326,7 @@ int main(int argc, char **argv)
 	if (opts.config_file && vmm_start_vm(&m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
 		ret = VM_EXIT_ERROR;
-	} else if (opts.migrate_in && migration_incoming(&m, opts.migrate_in, MIG_RECOVER_TIMEOUT_MS, err,
+	} else if (opts.migrate_in && migration_incoming(&m, opts.migrate_in, MIG_RECOVER_TIMEOUT_MS, NULL, err,
 							   sizeof(err)) < 0) {
 		fprintf(stderr, "kiln: --migrate-in: %s\n", err);
 		ret = VM_EXIT_ERROR;

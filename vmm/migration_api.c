@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_schema.h"
 #include "json_text.h"
 #include "log.h"
 #include "migrate.h"
@@ -93,15 +94,46 @@ out:
 	json_decref(body);
 }
 
+/* network_overrides and vsock_override, checked against Firecracker's definitions (as in PUT
+ * /snapshot/load); false with a 400. */
+static bool check_overrides(struct vmm *m, json_t *body, struct api_reply *reply)
+{
+	json_t *nets = json_object_get(body, "network_overrides"), *vs, *o;
+	char err[API_SCHEMA_ERR_LEN];
+	size_t i;
+
+	if (nets && !json_is_array(nets)) {
+		api_reply_fault(reply, "network_overrides: expected an array");
+		return false;
+	}
+	json_array_foreach(nets, i, o) {
+		if (api_schema_validate(&m->api->schema, "NetworkOverride", o, err, sizeof(err)) < 0) {
+			api_reply_fault(reply, "network_overrides[%zu]: %s", i, err);
+			return false;
+		}
+	}
+	vs = json_object_get(body, "vsock_override");
+	if (vs && api_schema_validate(&m->api->schema, "VsockOverride", vs, err, sizeof(err)) < 0) {
+		api_reply_fault(reply, "vsock_override: %s", err);
+		return false;
+	}
+	return true;
+}
+
 static void incoming(struct vmm *m, const struct api_request *req, struct api_reply *reply)
 {
-	static const char *const fields[] = { "uri", "recover_timeout_ms" };
-	json_t *body = parse_body(req, fields, 2, reply), *t;
+	static const char *const fields[] = { "uri", "recover_timeout_ms", "network_overrides",
+					      "vsock_override" };
+	json_t *body = parse_body(req, fields, 4, reply), *t;
 	unsigned timeout = MIG_RECOVER_TIMEOUT_MS;
 	char err[512];
 
 	if (!body)
 		return;
+	if (!check_overrides(m, body, reply)) {
+		json_decref(body);
+		return;
+	}
 	t = json_object_get(body, "recover_timeout_ms");
 	if (t && (!json_is_integer(t) || json_integer_value(t) < 0 ||
 		  json_integer_value(t) > 3600000)) {
@@ -111,7 +143,7 @@ static void incoming(struct vmm *m, const struct api_request *req, struct api_re
 	}
 	if (t)
 		timeout = (unsigned)json_integer_value(t);
-	if (migration_incoming(m, json_string_value(json_object_get(body, "uri")), timeout, err,
+	if (migration_incoming(m, json_string_value(json_object_get(body, "uri")), timeout, body, err,
 			       sizeof(err)) < 0) {
 		log_error("PUT /migration/incoming: %s", err);
 		api_reply_fault(reply, "%s", err);

@@ -38,37 +38,6 @@ void api_snapshot_create(struct vmm *m, struct api *a, struct api_call *c)
 	api_reply_json(&c->reply, 204, NULL);
 }
 
-/* network_overrides and vsock_override, applied to the snapshot's configuration. */
-static int apply_overrides(struct vm_config *cfg, json_t *body, char *err, size_t errlen)
-{
-	json_t *nets = json_object_get(body, "network_overrides"), *o, *vs;
-	size_t i, j;
-
-	json_array_foreach(nets, i, o) {
-		const char *id = str(o, "iface_id");
-		json_t *iface, *found = NULL;
-
-		json_array_foreach(cfg->network_interfaces, j, iface)
-			if (!strcmp(str(iface, "iface_id"), id))
-				found = iface;
-		if (!found) {
-			snprintf(err, errlen, "network_overrides[%zu]: the snapshot has no network "
-				 "interface \"%s\"", i, id);
-			return -EINVAL;
-		}
-		json_object_set(found, "host_dev_name", json_object_get(o, "host_dev_name"));
-	}
-	vs = json_object_get(body, "vsock_override");
-	if (vs) {
-		if (!cfg->vsock) {
-			snprintf(err, errlen, "vsock_override: the snapshot has no vsock device");
-			return -EINVAL;
-		}
-		json_object_set(cfg->vsock, "uds_path", json_object_get(vs, "uds_path"));
-	}
-	return config_check_devices(cfg, err, errlen);
-}
-
 /* Which memory file the body names (*uffd false) or which handler socket (*uffd true), or NULL
  * with err set. */
 static const char *mem_source(json_t *body, bool *uffd, char *err, size_t errlen)
@@ -124,7 +93,7 @@ static int load(struct vmm *m, json_t *body, char *err, size_t errlen)
 	ret = snapshot_open(img, &cfg, str(body, "snapshot_path"), uffd ? NULL : mem,
 			    uffd ? mem : NULL, err, errlen);
 	if (ret == 0)
-		ret = apply_overrides(&cfg, body, err, errlen);
+		ret = config_apply_overrides(&cfg, body, err, errlen);
 	/* As in Firecracker, the load request decides whether the restored VM tracks dirty pages
 	 * (enable_diff_snapshots is its deprecated name). */
 	cfg.machine.track_dirty_pages = json_is_true(json_object_get(body, "track_dirty_pages")) ||

@@ -154,13 +154,14 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 	return -EINVAL;
 }
 
-int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms, char *err,
-		       size_t errlen)
+int migration_incoming(struct vmm *m, const char *uri, unsigned recover_timeout_ms,
+		       json_t *overrides, char *err, size_t errlen)
 {
 	struct mig_uri u;
 
 	(void)m;
 	(void)recover_timeout_ms;
+	(void)overrides;
 	if (mig_uri_parse(&u, uri, err, errlen) < 0)
 		return -EINVAL;
 	snprintf(err, errlen, "the fuzz target does not listen");

@@ -368,3 +368,50 @@ kvm_migrate_failures() {
 	exec 7>&- 8>&-
 	rm -rf "$dir"
 }
+
+# A destination refuses a source it cannot trust, says why to the source and in GET /migration,
+# and keeps running without a VM, ready for another PUT /migration/incoming: a peer of another
+# protocol version, a frame whose checksum is wrong, a configuration that is none, a state that
+# is no state image. No KVM needed: nothing gets as far as a VM.
+host_migrate_refusals() {
+	local name=migrate-refusals dir peer=${MIG_PEER:-$PWD/build/tests/mig_peer} out r why i
+	local cases=("version 2|speaks version 2 of kiln's migration protocol; this kiln speaks 1"
+		"checksum|checksum"
+		"config|vcpu_count"
+		"state|STATE")
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-migr.XXXXXX")
+	log=$E2E_OUT/$name.log
+	timeout --kill-after=5 120 "$KILN" --api-sock "$dir/api.sock" --id "$name" \
+		--migrate-in "unix:$dir/mig.sock" </dev/null >"$log" 2>&1 &
+	pid=$!
+	if ! wait_for 10 test -S "$dir/mig.sock"; then
+		fail "$name" "kiln did not listen" "$log"
+		snap_stop; rm -rf "$dir"; return
+	fi
+	for i in "${!cases[@]}"; do
+		if [ "$i" -gt 0 ]; then
+			r=$(api_call "$dir/api.sock" PUT /migration/incoming "{\"uri\": \"unix:$dir/mig.sock\"}")
+			[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/incoming #$i answered $r" "$log"; snap_stop; rm -rf "$dir"; return; }
+		fi
+		why=${cases[$i]#*|}
+		out=$(CONFIG_JSON='{"boot-source":{"kernel_image_path":"/k"},"machine-config":{"vcpu_count":1,"mem_size_mib":64}}' \
+			timeout 20 "$peer" "$dir/mig.sock" ${cases[$i]%%|*} 2>&1)
+		if ! grep -q "answer ERROR: .*$why" <<<"$out" || ! grep -q '^closed' <<<"$out"; then
+			fail "$name" "${cases[$i]%%|*}: the peer got: $out" "$log"
+			snap_stop; rm -rf "$dir"; return
+		fi
+		if ! wait_for 10 eval '[ "$(mig_field "$dir/api.sock" state)" = failed ]' ||
+			! api_call "$dir/api.sock" GET /migration | grep -q "$why"; then
+			fail "$name" "${cases[$i]%%|*}: GET /migration: $(api_call "$dir/api.sock" GET /migration)" "$log"
+			snap_stop; rm -rf "$dir"; return
+		fi
+	done
+	r=$(api_call "$dir/api.sock" GET /)
+	if [[ "$r" != 200*'"Not started"'* ]]; then
+		fail "$name" "after the refusals GET / answered $r" "$log"
+	else
+		pass "$name" "${#cases[@]} hostile sources refused with their reason, kiln still serving"
+	fi
+	snap_stop
+	rm -rf "$dir"
+}

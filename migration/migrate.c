@@ -109,6 +109,11 @@ int mig_conn_recv(struct mig_conn *c)
 {
 	ssize_t r;
 
+	if (c->rx_off) { /* what was consumed goes, once per read rather than once per frame */
+		memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+		c->rx_len -= c->rx_off;
+		c->rx_off = 0;
+	}
 	if (c->rx_len == c->rx_cap && grow(&c->rx, &c->rx_cap, c->rx_cap * 2) < 0)
 		return -ENOMEM;
 	do
@@ -124,10 +129,10 @@ int mig_conn_recv(struct mig_conn *c)
 long mig_conn_frame(struct mig_conn *c, struct mig_frame *f, char *err, size_t errlen)
 {
 	size_t need = 0;
-	long n = mig_frame_parse(c->rx, c->rx_len, f, &need, err, errlen);
+	long n = mig_frame_parse(c->rx + c->rx_off, c->rx_len - c->rx_off, f, &need, err, errlen);
 
 	/* A frame larger than the buffer: make room for all of it. */
-	if (n == 0 && need > c->rx_cap && grow(&c->rx, &c->rx_cap, need) < 0) {
+	if (n == 0 && need > c->rx_cap && grow(&c->rx, &c->rx_cap, need + c->rx_off) < 0) {
 		snprintf(err, errlen, "out of memory for a %zu-byte frame", need);
 		return -ENOMEM;
 	}
@@ -136,8 +141,9 @@ long mig_conn_frame(struct mig_conn *c, struct mig_frame *f, char *err, size_t e
 
 void mig_conn_consume(struct mig_conn *c, size_t n)
 {
-	memmove(c->rx, c->rx + n, c->rx_len - n);
-	c->rx_len -= n;
+	c->rx_off += n;
+	if (c->rx_off == c->rx_len)
+		c->rx_off = c->rx_len = 0;
 }
 
 struct migration *mig_new(struct vmm *m, bool source, const char *uri, char *err, size_t errlen)

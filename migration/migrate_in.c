@@ -242,7 +242,7 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	char why[512];
 	int ret;
 
-	if (mig->conn.rx_len != (size_t)mig_frame_size(f->len)) {
+	if (mig->conn.rx_len - mig->conn.rx_off != (size_t)mig_frame_size(f->len)) {
 		snprintf(err, errlen, "bytes after STATE, before the destination ran the VM");
 		return -EPROTO;
 	}
@@ -398,7 +398,7 @@ static void on_conn(void *opaque, int fd, uint32_t events)
 		return;
 	}
 	if (mig->state == MIG_POSTCOPY) {
-		mig->conn.rx_len = 0; /* the STATE frame, handled */
+		mig->conn.rx_len = mig->conn.rx_off = 0; /* the STATE frame, handled */
 		return;
 	}
 	ret = mig_conn_flush(&mig->conn);
@@ -492,7 +492,7 @@ static void on_recover_conn(void *opaque, int fd, uint32_t events)
 			mig_conn_consume(&mig->conn, (size_t)n);
 			continue;
 		}
-		if (f.type != MIG_RESUME || mig->conn.rx_len != (size_t)n) {
+		if (f.type != MIG_RESUME || mig->conn.rx_len - mig->conn.rx_off != (size_t)n) {
 			snprintf(err, sizeof(err), "the source sent %s where RESUME was expected",
 				 mig_type_name(f.type));
 			goto drop;
@@ -513,7 +513,7 @@ static void on_recover_conn(void *opaque, int fd, uint32_t events)
 			goto drop;
 		}
 		mig->conn.fd = -1; /* the uffd thread's now */
-		mig->conn.rx_len = 0;
+		mig->conn.rx_len = mig->conn.rx_off = 0;
 		mig->state = MIG_POSTCOPY;
 		mig->recoveries++;
 		log_info("migration from %s: postcopy resumes", mig->uri.text);

@@ -21,7 +21,7 @@ struct mig_conn {
 	uint8_t *tx;
 	size_t tx_len, tx_off, tx_cap;
 	uint8_t *rx;
-	size_t rx_len, rx_cap;
+	size_t rx_off, rx_len, rx_cap; /* frames not yet consumed: rx[rx_off, rx_len) */
 	uint64_t bytes_out, bytes_in;
 };
 

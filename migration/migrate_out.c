@@ -21,6 +21,7 @@
 #define MAX_ROUNDS 30            /* precopy: switch over after this many rounds regardless */
 #define BATCH_BYTES (1u << 20)   /* one PAGES frame of the rounds */
 #define PUMP_BYTES (8u << 20)    /* written per event before the loop serves others */
+#define FLUSH_BYTES (512u << 10) /* frames gathered before a write */
 #define PAUSE_TIMEOUT_MS 5000
 
 static bool bit(const uint64_t *map, uint64_t i)
@@ -354,31 +355,29 @@ static bool produce(struct migration *mig, int *ret)
 	return true;
 }
 
-/* Writes what is queued and keeps producing until the socket is full or the budget is spent. */
+/* Keeps producing and writing until the socket is full, there is nothing to send, or the budget
+ * is spent. Frames are gathered up to FLUSH_BYTES before a write: scattered dirty pages make
+ * frames of one page, and a write each would cost more than the copy. */
 static void pump(struct migration *mig)
 {
 	uint64_t start = mig->conn.bytes_out;
+	bool more = true;
 	int ret;
 
 	for (;;) {
+		while (more && mig->conn.tx_len - mig->conn.tx_off < FLUSH_BYTES)
+			more = produce(mig, &ret);
+		if (mig->conn.fd < 0)
+			return; /* produce failed the migration */
 		ret = mig_conn_flush(&mig->conn);
-		if (ret == -EAGAIN) {
-			if (want(mig, EPOLLIN | EPOLLOUT) < 0)
-				fail_out(mig, "the event loop", -EIO);
-			return;
-		}
-		if (ret < 0) {
+		if (ret < 0 && ret != -EAGAIN) {
 			fail_out(mig, "sending", ret);
 			return;
 		}
-		if (mig->conn.bytes_out - start >= PUMP_BYTES) {
-			/* Let the loop serve the API and the devices; come back for more. */
-			if (want(mig, EPOLLIN | EPOLLOUT) < 0)
-				fail_out(mig, "the event loop", -EIO);
-			return;
-		}
-		if (!produce(mig, &ret)) {
-			if (mig->state != MIG_FAILED && want(mig, EPOLLIN) < 0)
+		/* Come back when the socket has room, or (the budget spent) to let the loop serve
+		 * the API and the devices first; with nothing to send, only the peer matters. */
+		if (ret == -EAGAIN || (more && mig->conn.bytes_out - start >= PUMP_BYTES) || !more) {
+			if (want(mig, ret == -EAGAIN || more ? EPOLLIN | EPOLLOUT : EPOLLIN) < 0)
 				fail_out(mig, "the event loop", -EIO);
 			return;
 		}

@@ -60,6 +60,7 @@ mig_run() {
 		return 1
 	fi
 	detail="$(grep -o 'completed in [0-9]* ms (downtime [0-9]* ms): [0-9]* pages before the switch-over in [0-9]* round(s), [0-9]* on request' "$slog" | head -1)"
+	echo "GET /migration: $(api_call "$sock" GET /migration)" >>"$E2E_OUT/$name.migration"
 }
 
 # mig_check NAME GPA LEN DETAIL: on the destination (fd 7, pid, log, sock): the poisoned range

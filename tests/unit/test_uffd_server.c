@@ -86,8 +86,8 @@ static void assert_stats_add_up(struct uffd_server *s, uint64_t poisoned)
 	uffd_server_stats(s, &st);
 	assert_true(st.done);
 	assert_int_equal(st.poisoned_pages, poisoned);
-	assert_int_equal(st.fault_pages + st.background_pages + st.poisoned_pages + st.lost_pages,
-			 st.pages);
+	assert_int_equal(st.fault_pages + st.background_pages + st.poisoned_pages + st.lost_pages +
+			 st.present_pages, st.pages);
 	assert_true(st.fault_pages <= st.faults);
 	assert_true(st.fault_ns_max <= st.fault_ns_total);
 	assert_true(st.fault_ns_p50 <= st.fault_ns_p99);
@@ -298,6 +298,103 @@ static void uffd_server_background_fill_alone_completes(void **state)
 	munmap(host, size);
 	close(mem);
 	close(file);
+}
+
+/* Pages precopy already wrote (config.present) are never copied over; the rest come from the
+ * source. */
+static void uffd_server_present_pages_are_left_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 16 * MIB, pages = size / PAGE;
+	uint64_t *present = calloc((pages + 63) / 64, sizeof(uint64_t)), nr = 0;
+	struct uffd_server_config c = { .size = size, .page_size = PAGE };
+	struct uffd_server_stats st;
+	int file = memory_file(size, 0, 0), mem;
+	uint8_t *host = ram(size, false, &mem);
+	char err[256] = "";
+
+	catch_sigbus();
+	assert_non_null(host);
+	assert_non_null(present);
+	for (uint64_t p = 0; p < pages; p += 3) {
+		memset(host + p * PAGE, 0xab, PAGE);
+		present[p / 64] |= 1ull << (p % 64);
+		nr++;
+	}
+	c.host = host;
+	c.source = page_source_file(file);
+	c.present = present;
+	if (uffd_server_start(s, &c, err, sizeof(err)) != 0)
+		fail_msg("uffd_server_start: %s", err);
+	free(present); /* not kept after start */
+	assert_int_equal(server_ended(s), 0);
+	assert_stats_add_up(s, 0);
+	uffd_server_stats(s, &st);
+	assert_int_equal(st.present_pages, nr);
+	assert_int_equal(st.background_pages + st.fault_pages, pages - nr);
+	for (uint64_t p = 0; p < pages; p++) {
+		if (p % 3 == 0) {
+			for (uint64_t b = 0; b < PAGE; b++)
+				if (host[p * PAGE + b] != 0xab)
+					fail_msg("present page %" PRIu64 " was overwritten", p);
+		} else if (check_page(host + p * PAGE, p * PAGE, PAGE, false) != 0) {
+			fail_msg("page %" PRIu64, p);
+		}
+	}
+	uffd_server_stop(s);
+	munmap(host, size);
+	close(mem);
+	close(file);
+}
+
+/* A source that finds one page poisoned (as a migration source answers POISONED). */
+struct poisoning_source {
+	int file;
+	uint64_t bad;       /* memfd offset of the poisoned page */
+	unsigned calls_with_bad;
+};
+
+static int poisoning_read(void *opaque, uint64_t off, void *dst, size_t len)
+{
+	struct poisoning_source *ps = opaque;
+
+	if (ps->bad >= off && ps->bad < off + len) {
+		ps->calls_with_bad++;
+		return -EHWPOISON;
+	}
+	return page_source_file(ps->file).read((void *)(intptr_t)ps->file, off, dst, len);
+}
+
+/* -EHWPOISON from the source: the server asks again page by page and marks only the poisoned
+ * page, whose read raises SIGBUS; its neighbours in the same chunk arrive. */
+static void uffd_server_source_poisoned_page_is_marked(void **state)
+{
+	struct fixture *f = *state;
+	struct uffd_server *s = &f->server;
+	const uint64_t size = 8 * MIB;
+	struct poisoning_source ps = { .bad = 5 * MIB + 3 * PAGE };
+	struct uffd_server_stats st;
+	int mem;
+	uint8_t *host = ram(size, false, &mem);
+
+	catch_sigbus();
+	assert_non_null(host);
+	ps.file = memory_file(size, 0, 0);
+	start_ok(s, host, size, PAGE, (struct page_source){ .read = poisoning_read, .opaque = &ps },
+		 NULL, 0);
+	assert_int_equal(server_ended(s), 0);
+	assert_stats_add_up(s, 1);
+	uffd_server_stats(s, &st);
+	assert_int_equal(st.lost_pages, 0);
+	assert_int_equal(ps.calls_with_bad, 2); /* the chunk, then the page alone */
+	for (uint64_t off = 0; off < size; off += PAGE)
+		if (check_page(host + off, off, PAGE, false) != (off == ps.bad ? POISONED : 0))
+			fail_msg("offset 0x%" PRIx64, off);
+	uffd_server_stop(s);
+	munmap(host, size);
+	close(mem);
+	close(ps.file);
 }
 
 /* The memory file ends at half the memory: the source fails for the other half. */
@@ -593,6 +690,8 @@ int main(void)
 		TEST(uffd_server_random_reads_match_file_and_poison_raises_sigbus),
 		TEST(uffd_server_poison_raises_sigbus_before_any_page_is_served),
 		TEST(uffd_server_background_fill_alone_completes),
+		TEST(uffd_server_present_pages_are_left_alone),
+		TEST(uffd_server_source_poisoned_page_is_marked),
 		TEST(uffd_server_failing_source_releases_faulter_with_sigbus),
 		TEST(uffd_server_cancel_ends_at_once),
 		TEST(uffd_server_start_refuses_bad_ranges),

@@ -150,7 +150,7 @@ struct migration *mig_new(struct vmm *m, bool source, const char *uri, char *err
 {
 	struct migration *mig;
 
-	if (m->mig && m->mig->state != MIG_FAILED) {
+	if (m->mig && m->mig->state != MIG_FAILED && m->mig->state != MIG_COMPLETED) {
 		snprintf(err, errlen, "a migration is %s already", mig_state_name(m->mig->state));
 		return NULL;
 	}

@@ -895,4 +895,6 @@ void mig_in_destroy(struct migration *mig)
 	if (mig->have_cfg)
 		config_free(&mig->cfg);
 	json_decref(mig->overrides);
+	if (mig->img)
+		mig->img->mig = NULL; /* the VM lives on; its memory came in long ago */
 }

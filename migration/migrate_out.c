@@ -650,9 +650,9 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 		snprintf(err, errlen, "there is no running microVM to migrate");
 		return -EINVAL;
 	}
-	if (vm->pager) {
-		snprintf(err, errlen, "the microVM's memory is still being restored; migrate it once "
-			 "every page is in");
+	if (!snapshot_memory_complete(vm)) {
+		snprintf(err, errlen, "the microVM's memory is still being brought in (a restore or "
+			 "an incoming migration); migrate it once every page is in");
 		return -EBUSY;
 	}
 	mig = mig_new(m, true, uri, err, errlen);

@@ -86,6 +86,8 @@ void snapshot_stop_memory(struct vm *vm);
 /* The uffd thread's counters while it serves vm's memory; st is left alone otherwise. */
 struct uffd_server_stats;
 void snapshot_pager_stats(struct vm *vm, struct uffd_server_stats *st);
+/* Whether every page of vm's memory is in: booted, or the uffd thread filled it all. */
+bool snapshot_memory_complete(struct vm *vm);
 int snapshot_restore_state(struct vm *vm) __attribute__((warn_unused_result));
 
 /* Every virtio transport of vm into out, in the order vm_virtio_init creates them (the order of

@@ -270,6 +270,18 @@ void snapshot_pager_stats(struct vm *vm, struct uffd_server_stats *st)
 		uffd_server_stats(&vm->pager->server, st);
 }
 
+bool snapshot_memory_complete(struct vm *vm)
+{
+	struct uffd_server_stats st = { 0 };
+
+	if (!vm->pager)
+		return true;
+	if (vm->restore->uffd_socket)
+		return false; /* an external handler may still have pages to serve */
+	uffd_server_stats(&vm->pager->server, &st);
+	return st.done && st.error == 0;
+}
+
 void snapshot_stop_memory(struct vm *vm)
 {
 	struct snapshot_pager *p = vm->pager;

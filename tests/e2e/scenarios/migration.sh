@@ -24,17 +24,18 @@ mig_field() {
 # mig_gone PID: the kiln under timeout(1)'s PID has exited.
 mig_gone() { ! kill -0 "$1" 2>/dev/null; }
 
-# mig_run NAME DIR URI MODE: migrates the source (pid, log, $sock, console on fd 7) to a new
-# destination at URI, with the guest rewriting its memory throughout; then fd 7, pid, log and
-# sock are the destination's. Sets detail. 0 when the source exited 0 having completed.
+# mig_run NAME DIR URI MODE [TAG]: migrates the source (pid, log, $sock, console on fd 7) to a
+# new destination at URI (API socket DIR/dstTAG.sock, console DIR/console-dstTAG), with the guest
+# rewriting its memory throughout; then fd 7, pid, log and sock are the destination's. Sets
+# detail. 0 when the source exited 0 having completed.
 mig_run() {
-	local name=$1 dir=$2 uri=$3 mode=$4 r spid=$pid slog=$log rc
+	local name=$1 dir=$2 uri=$3 mode=$4 tag=${5:-} r spid=$pid slog=$log rc
 	echo churn >&7
 	if ! wait_for 60 agent_has "$log" 'KILN-SNAP-CHURNING'; then
 		fail "$name" "the guest did not start rewriting its memory" "$log"
 		return 1
 	fi
-	mig_dest "$name-dst" "$dir/dst.sock" "$dir/console-dst" "$uri" ||
+	mig_dest "$name-dst$tag" "$dir/dst$tag.sock" "$dir/console-dst$tag" "$uri" ||
 		{ fail "$name" "the destination's API socket did not appear" "$dlog"; return 1; }
 	r=$(api_call "$sock" PUT /migration/start "{\"uri\": \"$uri\", \"mode\": \"$mode\", \"max_downtime_ms\": 500}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/start answered $r" "$log"; snap_stop $dpid; return 1; }
@@ -53,8 +54,8 @@ mig_run() {
 		return 1
 	fi
 	exec 7>&-
-	exec 7<>"$dir/console-dst"
-	pid=$dpid log=$dlog sock=$dir/dst.sock
+	exec 7<>"$dir/console-dst$tag"
+	pid=$dpid log=$dlog sock=$dir/dst$tag.sock
 	if ! wait_for 120 log_has "$log" 'migration from .* completed'; then
 		fail "$name" "the destination did not complete: $(api_call "$sock" GET /migration)" "$log"
 		return 1
@@ -102,19 +103,25 @@ mig_boot_poisoned() {
 	fi
 }
 
-# Postcopy over a unix socket: one round, then the destination runs and fetches the rest.
+# Postcopy over a unix socket: one round, then the destination runs and fetches the rest; once
+# every page is in, the migrated VM migrates on (precopy) to a third kiln, which checks it.
 kvm_migrate_postcopy() {
-	local name=migrate-postcopy dir=${TMPDIR:-/tmp}/kiln-mig.$$ gpa r detail
+	local name=migrate-postcopy dir=${TMPDIR:-/tmp}/kiln-mig.$$ gpa r detail first
 	sock=$dir/src.sock
 	mig_setup "$dir"
 	mig_boot_poisoned "$name" migrate-src "$dir" kiln.snap_mib=64 '"mem_size_mib": 128' || return
 	if ! mig_run "$name" "$dir" "unix:$dir/mig.sock" postcopy; then
 		snap_stop; exec 7>&- 8>&-; return
 	fi
-	detail="$detail; destination: $(mig_field "$sock" pages_on_fault) pages on fault (p50 $(mig_field "$sock" fault_p50_us) us), $(mig_field "$sock" pages_background) in the background"
-	mig_check "$name" "$gpa" 4096 "$detail"
+	first="$detail; destination: $(mig_field "$sock" pages_on_fault) pages on fault (p50 $(mig_field "$sock" fault_p50_us) us), $(mig_field "$sock" pages_background) in the background"
+	mkfifo "$dir/console-dst2"
+	exec 9<>"$dir/console-dst2"
+	if ! mig_run "$name" "$dir" "unix:$dir/mig2.sock" precopy 2; then
+		snap_stop; exec 7>&- 8>&- 9>&-; return
+	fi
+	mig_check "$name" "$gpa" 4096 "$first; then on to a third kiln: $detail"
 	snap_stop
-	exec 7>&- 8>&-
+	exec 7>&- 8>&- 9>&-
 	rm -rf "$dir"
 }
 
@@ -415,4 +422,259 @@ host_migrate_refusals() {
 	fi
 	snap_stop
 	rm -rf "$dir"
+}
+
+# ---- Devices across postcopy: a read-only drive, a TAP network interface and vsock ----
+
+MIGDEV_TAP=kilnmig0
+MIGDEV_HOST_IP=172.16.9.1
+MIGDEV_GUEST_IP=172.16.9.2
+MIGDEV_HOST_MAC=06:00:ac:10:09:01
+MIGDEV_GUEST_MAC=06:00:ac:10:09:02
+MIGDEV_NET_PORT=5301
+MIGDEV_VSOCK_PORT=5100
+
+# A line echo for the agent's net and vsock commands: `tcp HOST PORT` or `unix PATH`; says
+# "listening", then answers each connection's first line with that line, until killed or 240 s.
+MIGDEV_ECHO_PY='
+import socket, sys, time
+if sys.argv[1] == "tcp":
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((sys.argv[2], int(sys.argv[3])))
+else:
+    ls = socket.socket(socket.AF_UNIX)
+    ls.bind(sys.argv[2])
+ls.listen(4)
+print("listening", flush=True)
+deadline, n = time.monotonic() + 240, 0
+while time.monotonic() < deadline:
+    ls.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        c, _ = ls.accept()
+    except socket.timeout:
+        break
+    c.settimeout(20)
+    line = b""
+    try:
+        while not line.endswith(b"\n") and len(line) < 200:
+            b = c.recv(1)
+            if not b:
+                break
+            line += b
+        c.sendall(line)
+        n += 1
+        print("echoed %d: %r" % (n, line), flush=True)
+    except OSError as e:
+        print("error %r" % e, flush=True)
+    c.close()
+'
+
+# migdev_echo LOG [NETNS] ARGS...: starts MIGDEV_ECHO_PY with ARGS (in network namespace NETNS
+# when not "-") and waits until it listens; its pid is added to migdev_pids.
+migdev_echo() {
+	local out=$1 ns=$2 p
+	shift 2
+	if [ "$ns" = - ]; then
+		timeout -k 5 250 /usr/bin/python3 -c "$MIGDEV_ECHO_PY" "$@" >"$out" 2>&1 &
+	else
+		ip netns exec "$ns" timeout -k 5 250 /usr/bin/python3 -c "$MIGDEV_ECHO_PY" "$@" >"$out" 2>&1 &
+	fi
+	p=$!
+	migdev_pids+=("$p")
+	wait_for 10 grep -q listening "$out"
+}
+
+# migdev_tap NETNS: the TAP $MIGDEV_TAP (created when missing) in NETNS ("-": this one) gets
+# $MIGDEV_HOST_IP/30 and $MIGDEV_HOST_MAC and is brought up.
+migdev_tap() {
+	local ipc=(ip)
+	[ "$1" = - ] || ipc=(ip -n "$1")
+	if ! "${ipc[@]}" link show "$MIGDEV_TAP" >/dev/null 2>&1; then
+		"${ipc[@]}" tuntap add dev "$MIGDEV_TAP" mode tap || return 1
+	fi
+	"${ipc[@]}" link set dev "$MIGDEV_TAP" address "$MIGDEV_HOST_MAC" &&
+		"${ipc[@]}" addr replace "$MIGDEV_HOST_IP/30" dev "$MIGDEV_TAP" &&
+		"${ipc[@]}" link set dev "$MIGDEV_TAP" up
+}
+
+# migdev_boot NAME ID DIR: the source kiln (API on $sock, console from DIR/console) boots the
+# snapshot agent with the drive DIR/disk.img read-only, eth0 on $MIGDEV_TAP and vsock on
+# DIR/v.sock, and waits until the agent filled its memory. Sets pid and log.
+migdev_boot() {
+	local name=$1 dir=$3 r m p b
+	if ! snap_kiln "$2" "$sock" "$dir/console"; then
+		fail "$name" "the API socket did not appear" "$log"
+		return 1
+	fi
+	for r in \
+		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=48\"}" \
+		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
+		"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$dir/disk.img\", \"is_root_device\": false, \"is_read_only\": true}" \
+		"PUT /network-interfaces/eth0 {\"iface_id\": \"eth0\", \"host_dev_name\": \"$MIGDEV_TAP\", \"guest_mac\": \"$MIGDEV_GUEST_MAC\"}" \
+		"PUT /vsock {\"guest_cid\": 3, \"uds_path\": \"$dir/v.sock\"}" \
+		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
+		read -r m p b <<<"$r"
+		r=$(api_call "$sock" "$m" "$p" "$b")
+		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; return 1; }
+	done
+	if ! wait_for 200 snap_booted || ! agent_has "$log" 'KILN-SNAP-READY gpa=0x'; then
+		fail "$name" "the guest never filled its memory" "$log"
+		return 1
+	fi
+}
+
+# migdev_ask NAME WHAT N CMD: sends CMD to the agent (fd 7, $log) and waits for its Nth
+# KILN-SNAP-WHAT line, which is left in answer; fails NAME unless it says ok (blk: crc=).
+migdev_ask() {
+	echo "$4" >&7
+	if ! wait_for 90 at_least "$log" "KILN-SNAP-$2 " "$3"; then
+		fail "$1" "the guest did not answer \"$4\"" "$log"
+		return 1
+	fi
+	answer=$(agent_lines "$log" "KILN-SNAP-$2 " | sed -n "$3p" | grep -o "KILN-SNAP-$2 .*")
+	if [[ "$answer" != "KILN-SNAP-$2 ok"* && "$answer" != "KILN-SNAP-$2 crc="* ]]; then
+		fail "$1" "\"$4\": $answer" "$log"
+		return 1
+	fi
+}
+
+# migdev_devices NAME N NETNS UDS: the Nth blk, net and vsock checks on the guest (fd 7, $log):
+# the drive reads as disk.img ($disk_crc), a TCP echo in NETNS ("-": this one) on the TAP's host
+# address answers, and so does a unix echo at UDS_$MIGDEV_VSOCK_PORT. Appends to devdetail.
+migdev_devices() {
+	local name=$1 n=$2 ns=$3 uds=$4 answer
+	migdev_ask "$name" BLK "$n" blk || return 1
+	if [ "$answer" != "KILN-SNAP-BLK crc=$disk_crc bytes=$((4 << 20))" ]; then
+		fail "$name" "the drive read back as \"$answer\", disk.img has crc $disk_crc" "$log"
+		return 1
+	fi
+	rm -f "${uds}_$MIGDEV_VSOCK_PORT"
+	migdev_echo "$E2E_OUT/$name-net$n.log" "$ns" tcp "$MIGDEV_HOST_IP" "$MIGDEV_NET_PORT" ||
+		{ fail "$name" "the host's TCP echo did not listen" "$E2E_OUT/$name-net$n.log"; return 1; }
+	migdev_echo "$E2E_OUT/$name-vsock$n.log" - unix "${uds}_$MIGDEV_VSOCK_PORT" ||
+		{ fail "$name" "the host's vsock echo did not listen" "$E2E_OUT/$name-vsock$n.log"; return 1; }
+	migdev_ask "$name" NET "$n" "net $MIGDEV_GUEST_IP/30 $MIGDEV_HOST_IP $MIGDEV_NET_PORT" || return 1
+	devdetail+=" net: ${answer#KILN-SNAP-NET ok };"
+	migdev_ask "$name" VSOCK "$n" "vsock $MIGDEV_VSOCK_PORT" || return 1
+	devdetail+=" vsock: ${answer#KILN-SNAP-VSOCK ok } via ${uds}_$MIGDEV_VSOCK_PORT;"
+}
+
+# migdev_cleanup: stops whatever kvm_migrate_devices started, and removes what it made.
+migdev_cleanup() {
+	local p
+	for p in "${migdev_pids[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	migdev_pids=()
+	for p in "$spid" "$dpid" "$d0pid"; do
+		[ -n "$p" ] && kill -0 "$p" 2>/dev/null && snap_stop "$p"
+	done
+	exec 7>&- 8>&-
+	ip link del "$MIGDEV_TAP" 2>/dev/null
+	mig_netns_del
+	rm -rf "$dir"
+}
+
+# migdev_run NAME: the body of kvm_migrate_devices (its locals); returns at the first failure.
+migdev_run() {
+	local name=$1 r rc t0
+	if ! net_tun_ready; then
+		fail "$name" "no /dev/net/tun (is the tun module loaded?)"
+		return 1
+	fi
+	if ! mig_netns >"$E2E_OUT/$name-net.log" 2>&1 || ! migdev_tap - >>"$E2E_OUT/$name-net.log" 2>&1; then
+		fail "$name" "cannot set up the namespace, veth pair and TAP" "$E2E_OUT/$name-net.log"
+		return 1
+	fi
+	mig_setup "$dir"
+	head -c $((4 << 20)) /dev/urandom >"$dir/disk.img"
+	disk_crc=$(/usr/bin/python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$dir/disk.img")
+	migdev_boot "$name" migrate-dev-src "$dir" || return 1
+	spid=$pid
+	migdev_devices "$name" 1 - "$dir/v.sock" || return 1
+	devdetail=" on the source:$devdetail"
+
+	# The destination as it comes, with the source's vsock uds_path: the source still listens
+	# there, so the destination cannot build the VM, and the VM runs on at the source.
+	echo churn >&7
+	wait_for 60 agent_has "$log" 'KILN-SNAP-CHURNING' ||
+		{ fail "$name" "the guest did not start rewriting its memory" "$log"; return 1; }
+	mig_dest "$name-dst0" "$dir/dst0.sock" "$dir/console-dst" "tcp:10.77.0.2:$port" ||
+		{ fail "$name" "the first destination's API socket did not appear" "$dlog"; return 1; }
+	d0pid=$dpid dpid=
+	r=$(api_call "$sock" PUT /migration/start "{\"uri\": \"tcp:10.77.0.2:$port\", \"mode\": \"postcopy\"}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/start #1 answered $r" "$log"; return 1; }
+	if ! wait_for 120 eval '[ "$(mig_field "$sock" state)" = failed ]'; then
+		fail "$name" "the migration to a destination on the source's uds_path: $(api_call "$sock" GET /migration)" "$dlog"
+		return 1
+	fi
+	cp "$dlog" "$E2E_OUT/$name-dst0.log.keep" 2>/dev/null
+	devdetail+=" to a destination keeping the source's uds_path: source $(api_call "$sock" GET /migration | grep -o '"error": *"[^"]*"'); destination: $(grep -m1 'vsock' "$dlog" | tr -d '\r');"
+	snap_stop "$d0pid"
+	d0pid=
+	if ! api_call "$sock" GET / | grep -q '"state": *"Running"'; then
+		fail "$name" "after the failed migration the source is $(api_call "$sock" GET /)" "$log"
+		return 1
+	fi
+
+	# The destination with its own uds_path (vsock_override), in namespace B with a TAP of the
+	# source's name that kiln creates there.
+	dlog=$E2E_OUT/$name-dst.log
+	rm -f "$dir/dst.sock"
+	ip netns exec "$mig_ns" timeout --kill-after=5 600 "$KILN" --api-sock "$dir/dst.sock" --id "$name-dst" \
+		<"$dir/console-dst" >"$dlog" 2>&1 &
+	dpid=$!
+	wait_for 10 test -S "$dir/dst.sock" || { fail "$name" "the destination's API socket did not appear" "$dlog"; return 1; }
+	r=$(api_call "$dir/dst.sock" PUT /migration/incoming "{\"uri\": \"tcp:10.77.0.2:$((port + 1))\", \"vsock_override\": {\"uds_path\": \"$dir/v-dst.sock\"}}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/incoming answered $r" "$dlog"; return 1; }
+	t0=$SECONDS
+	r=$(api_call "$sock" PUT /migration/start "{\"uri\": \"tcp:10.77.0.2:$((port + 1))\", \"mode\": \"postcopy\"}")
+	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/start #2 answered $r" "$log"; return 1; }
+	if ! wait_for 200 mig_gone "$spid"; then
+		fail "$name" "the source did not finish: $(api_call "$sock" GET /migration)" "$log"
+		tail -20 "$dlog"
+		return 1
+	fi
+	wait "$spid"
+	rc=$?
+	spid=
+	if [ $rc != 0 ] || ! grep -q 'migration to .* completed' "$log"; then
+		fail "$name" "the source exited $rc" "$log"
+		tail -20 "$dlog"
+		return 1
+	fi
+	devdetail+=" $(grep -o 'completed in [0-9]* ms (downtime [0-9]* ms)' "$log" | head -1) in ${SECONDS - t0}s;"
+	exec 7>&-
+	exec 7<>"$dir/console-dst"
+	pid=$dpid log=$dlog sock=$dir/dst.sock
+	if ! wait_for 120 log_has "$log" 'migration from .* completed'; then
+		fail "$name" "the destination did not complete: $(api_call "$sock" GET /migration)" "$log"
+		return 1
+	fi
+	if ! migdev_tap "$mig_ns" >>"$E2E_OUT/$name-net.log" 2>&1; then
+		fail "$name" "cannot configure $MIGDEV_TAP in $mig_ns: $(ip -n "$mig_ns" link show 2>&1 | tr '\n' ' ')" "$E2E_OUT/$name-net.log"
+		return 1
+	fi
+	echo still >&7
+	wait_for 60 agent_has "$log" 'KILN-SNAP-STILL' || { fail "$name" "the guest did not stop rewriting" "$log"; return 1; }
+	snap_verify "$name" "$log" 1 || return 1
+	devdetail+=" on the destination:"
+	migdev_devices "$name" 1 "$mig_ns" "$dir/v-dst.sock" || return 1
+	snap_done "$name" "$(agent_lines "$log" 'KILN-SNAP-VERIFIED' | head -1 | grep -o 'pages=[0-9]* bad=[0-9]*'), $(agent_lines "$log" 'KILN-SNAP-STILL' | head -1 | grep -o 'rewritten=[0-9]*') during the migration; drive crc $disk_crc both sides;$devdetail"
+}
+
+# Postcopy with devices: the source has a read-only drive, eth0 on a TAP and vsock, all three
+# checked from the guest; a destination given the source's vsock uds_path (still the source's
+# listening socket) cannot build the VM, which runs on at the source; a destination in another
+# network namespace, with a TAP of the same name there and its own uds_path (vsock_override),
+# takes the VM over postcopy while the guest rewrites its memory; there the drive reads the
+# same, TCP reaches the host through the new TAP, vsock reaches the host at the new uds_path.
+kvm_migrate_devices() {
+	local name=migrate-devices dir=${TMPDIR:-/tmp}/kiln-migd.$$ port=$((30000 + $$ % 10000))
+	local mig_ns= spid= dpid= d0pid= disk_crc devdetail= migdev_pids=()
+	sock=$dir/src.sock
+	migdev_run "$name"
+	migdev_cleanup
 }

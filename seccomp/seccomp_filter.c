@@ -66,7 +66,8 @@ static const char *const thread_what[SECCOMP_NR_THREADS] = {
 	[SECCOMP_MAIN_RUNNING] = "the main thread once the vCPUs run",
 	[SECCOMP_API] = "the API thread (libmicrohttpd's)",
 	[SECCOMP_VCPU] = "each vCPU thread",
-	[SECCOMP_UFFD] = "the uffd thread (lazy restore: serves guest RAM's page faults)",
+	[SECCOMP_UFFD] = "the uffd thread (lazy restore and migrate-in: serves guest RAM's page "
+			 "faults)",
 };
 
 const char *seccomp_filter_thread_name(enum seccomp_thread t)

@@ -29,11 +29,27 @@ static bool bit(const uint64_t *map, uint64_t i)
 	return map[i / 64] >> (i % 64) & 1;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t n);
+
+/* Tells the source why, on whichever side of the hand-over the connection is. */
 static void send_error(struct migration *mig, const char *text)
 {
-	if (mig->conn.fd < 0 || mig_conn_send(&mig->conn, MIG_ERROR, text, strlen(text)) < 0)
-		return;
-	if (mig_conn_flush(&mig->conn) < 0)
+	size_t len = strlen(text) < MIG_MAX_ERROR ? strlen(text) : MIG_MAX_ERROR;
+	uint8_t *frame;
+	int ret = -ENOTCONN;
+
+	if (mig->conn.fd >= 0) {
+		if (mig_conn_send(&mig->conn, MIG_ERROR, text, len) == 0)
+			ret = mig_conn_flush(&mig->conn);
+	} else if (mig->in.ready && mig->in.fd >= 0 &&
+		   (frame = malloc(mig_frame_size(len))) != NULL) {
+		mig_frame_put(frame, MIG_ERROR, text, len);
+		pthread_mutex_lock(&mig->in.write_lock);
+		ret = write_all(mig->in.fd, frame, mig_frame_size(len));
+		pthread_mutex_unlock(&mig->in.write_lock);
+		free(frame);
+	}
+	if (ret < 0)
 		log_warn("migration: the refusal could not be sent to the source");
 }
 

@@ -15,14 +15,31 @@
  *           and done stop a running writer first (printing that line too), so that the CRCs
  *           they read or write are settled; poison does not (it only reads that page, in a
  *           child);
- *   done    ends the test (PASS when no page ever changed and every poison read took a machine
- *           check).
+ *   blk     reads all of /dev/vda with O_DIRECT (into a buffer of its own) and prints
+ *           KILN-SNAP-BLK crc=H bytes=N (zlib's CRC-32 of the whole device), or
+ *           KILN-SNAP-BLK fail <why>;
+ *   net IP/PREFIX HOSTIP PORT
+ *           gives the first interface besides lo the address IP/PREFIX and brings it up (again,
+ *           harmlessly, when it is up already), connects over TCP to HOSTIP:PORT (retrying for
+ *           up to 30 s), sends a line and expects the same line back; prints KILN-SNAP-NET ok
+ *           <iface> tries=N or KILN-SNAP-NET fail <why>;
+ *   vsock PORT
+ *           connects AF_VSOCK to the host (CID 2) at PORT (kiln's hybrid vsock takes it to
+ *           <uds_path>_PORT on the host), sends a line and expects the same line back; prints
+ *           KILN-SNAP-VSOCK ok tries=N or KILN-SNAP-VSOCK fail <why>;
+ *   done    ends the test (PASS when no page ever changed, every poison read took a machine
+ *           check and every blk, net and vsock succeeded, the blk CRCs all the same).
+ * blk, net and vsock leave the pattern buffer and a running churn writer alone.
  * kiln.snap_mib=N sizes the buffer (default 64). kiln.snap_huge=1: the page handed to the host
  * for poisoning is a guest 2 MiB huge page of its own (on 2 MiB hugetlb memory the host poisons
  * whole 2 MiB pages, which must then hold nothing else the agent uses). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,9 +49,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/vm_sockets.h>
 
 #include "agent.h"
 
@@ -161,8 +183,266 @@ static void churn_stop(struct churn *c, unsigned *gen, size_t *rewritten_total)
 	       crc32_update(0, (const uint8_t *)c->crc, c->pages * sizeof(*c->crc)));
 }
 
+/* ---- blk, net, vsock: the devices, checked from inside across snapshots and migrations ---- */
+
+#define DEV_TIMEOUT_S 20
+#define DEV_CHUNK (256ul << 10)
+
+/* blk: zlib's CRC-32 of all of /dev/vda, read with O_DIRECT into a buffer of its own. 0, or -1
+ * with a reason in why. */
+static int dev_blk(uint32_t *crc, unsigned long long *bytes, char *why, size_t size)
+{
+	void *b = NULL;
+	int fd, err = 0;
+
+	*crc = 0;
+	*bytes = 0;
+	fd = open("/dev/vda", O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, size, "open /dev/vda: %s", strerror(errno));
+		return -1;
+	}
+	if ((err = posix_memalign(&b, PAGE, DEV_CHUNK)) != 0) {
+		snprintf(why, size, "buffer: %s", strerror(err));
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		ssize_t k = pread(fd, b, DEV_CHUNK, (off_t)*bytes);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			snprintf(why, size, "read at %llu: %s", *bytes, strerror(errno));
+			err = -1;
+			break;
+		}
+		if (k == 0)
+			break;
+		*crc = crc32_update(*crc, b, (size_t)k);
+		*bytes += (unsigned long long)k;
+	}
+	free(b);
+	close(fd);
+	return err ? -1 : 0;
+}
+
+/* The first network interface that is not loopback, into name. */
+static int dev_iface(char *name, size_t size)
+{
+	DIR *d = opendir("/sys/class/net");
+	struct dirent *e;
+	int ret = -ENODEV;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "lo") || strlen(e->d_name) >= size)
+			continue;
+		memcpy(name, e->d_name, strlen(e->d_name) + 1);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+static int dev_if_up(int s, const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+/* Gives ifname the address cidr (ADDR/PREFIX) and brings it and lo up; setting the address
+ * it has already is no change. 0, or -1 with a reason in why. */
+static int dev_if_config(const char *ifname, const char *cidr, char *why, size_t size)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	const char *slash = strchr(cidr, '/');
+	unsigned long prefix = slash ? strtoul(slash + 1, NULL, 10) : 32;
+	char addr[32];
+	int s, ret = -1;
+
+	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	sin->sin_family = AF_INET;
+	if (prefix > 32 || inet_pton(AF_INET, addr, &sin->sin_addr) != 1) {
+		snprintf(why, size, "%s is not ADDR/PREFIX", cidr);
+		return -1;
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		snprintf(why, size, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
+		snprintf(why, size, "SIOCSIFADDR %s on %s: %s", addr, ifname, strerror(errno));
+	} else {
+		sin->sin_addr.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
+		if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0 || dev_if_up(s, "lo") < 0 ||
+		    dev_if_up(s, ifname) < 0)
+			snprintf(why, size, "bringing %s up: %s", ifname, strerror(errno));
+		else
+			ret = 0;
+	}
+	close(s);
+	return ret;
+}
+
+static void dev_timeouts(int s)
+{
+	struct timeval tv = { .tv_sec = DEV_TIMEOUT_S };
+
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Sends line on s and expects it back (up to a newline). 0, or -1 with a reason in why. */
+static int dev_echo(int s, const char *line, char *why, size_t size)
+{
+	size_t len = strlen(line), got = 0;
+	char back[128];
+
+	for (size_t done = 0; done < len;) {
+		ssize_t k = send(s, line + done, len - done, MSG_NOSIGNAL);
+
+		if (k <= 0) {
+			snprintf(why, size, "send: %s", k < 0 ? strerror(errno) : "nothing sent");
+			return -1;
+		}
+		done += (size_t)k;
+	}
+	while (got < sizeof(back) - 1) {
+		ssize_t k = recv(s, back + got, 1, 0);
+
+		if (k <= 0) {
+			snprintf(why, size, "answer after %zu bytes: %s", got,
+				 k < 0 ? strerror(errno) : "EOF");
+			return -1;
+		}
+		if (back[got++] == '\n')
+			break;
+	}
+	back[got] = '\0';
+	if (strcmp(back, line)) {
+		back[strcspn(back, "\n")] = '\0';
+		snprintf(why, size, "the answer was \"%s\"", back);
+		return -1;
+	}
+	return 0;
+}
+
+/* net IP/PREFIX HOSTIP PORT: prints KILN-SNAP-NET ok|fail. Returns whether it worked. */
+static bool dev_net(const char *args, unsigned n)
+{
+	char cidr[48], host[48], ifname[IFNAMSIZ] = "", why[160] = "", line[64];
+	unsigned port = 0;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int s = -1, tries = 0, err = 0;
+
+	if (sscanf(args, "%47s %47s %u", cidr, host, &port) != 3 || port == 0 || port > 65535 ||
+	    inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		printf("KILN-SNAP-NET fail usage: net IP/PREFIX HOSTIP PORT\n");
+		return false;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	if (dev_iface(ifname, sizeof(ifname)) < 0) {
+		printf("KILN-SNAP-NET fail no network interface besides lo\n");
+		return false;
+	}
+	if (dev_if_config(ifname, cidr, why, sizeof(why)) < 0) {
+		printf("KILN-SNAP-NET fail %s\n", why);
+		return false;
+	}
+	/* Up to 30 s: the host may be a moment late, and the guest may have to find the host's
+	 * MAC address anew. */
+	while (s < 0 && tries < 60) {
+		tries++;
+		s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0) {
+			err = errno;
+			break;
+		}
+		dev_timeouts(s);
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		err = errno;
+		close(s);
+		s = -1;
+		usleep(500 * 1000);
+	}
+	if (s < 0) {
+		printf("KILN-SNAP-NET fail connect to %s:%u (%d tries): %s\n", host, port, tries,
+		       strerror(err));
+		return false;
+	}
+	snprintf(line, sizeof(line), "kiln-snap net %u from %s\n", n, cidr);
+	if (dev_echo(s, line, why, sizeof(why)) < 0) {
+		printf("KILN-SNAP-NET fail %s:%u: %s\n", host, port, why);
+		close(s);
+		return false;
+	}
+	close(s);
+	printf("KILN-SNAP-NET ok %s %s -> %s:%u tries=%d\n", ifname, cidr, host, port, tries);
+	return true;
+}
+
+/* vsock PORT: prints KILN-SNAP-VSOCK ok|fail. Returns whether it worked. */
+static bool dev_vsock(const char *args, unsigned n)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST };
+	char why[160] = "", line[64];
+	unsigned port = 0;
+	int s = -1, tries = 0, err = 0;
+
+	if (sscanf(args, "%u", &port) != 1) {
+		printf("KILN-SNAP-VSOCK fail usage: vsock PORT\n");
+		return false;
+	}
+	sa.svm_port = port;
+	/* A few tries, a second apart: a reset (no listener yet) is answered at once. */
+	while (s < 0 && tries < 5) {
+		tries++;
+		s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0) {
+			err = errno;
+			break;
+		}
+		dev_timeouts(s);
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		err = errno;
+		close(s);
+		s = -1;
+		sleep(1);
+	}
+	if (s < 0) {
+		printf("KILN-SNAP-VSOCK fail connect to host port %u (%d tries): %s\n", port, tries,
+		       strerror(err));
+		return false;
+	}
+	snprintf(line, sizeof(line), "kiln-snap vsock %u\n", n);
+	if (dev_echo(s, line, why, sizeof(why)) < 0) {
+		printf("KILN-SNAP-VSOCK fail port %u: %s\n", port, why);
+		close(s);
+		return false;
+	}
+	close(s);
+	printf("KILN-SNAP-VSOCK ok port %u tries=%d\n", port, tries);
+	return true;
+}
+
 void test_snapshot(const struct agent *a, struct result *r)
 {
+	size_t blks = 0, nets = 0, vsocks = 0, dev_fails = 0;
+	unsigned long long blk_bytes0 = 0;
+	uint32_t blk_crc0 = 0;
 	unsigned long mib = 64, huge = 0;
 	size_t pages, target, bad_total = 0, verifies = 0, poisons = 0, churned = 0, churns = 0;
 	struct churn churn = { .running = false };
@@ -170,7 +450,7 @@ void test_snapshot(const struct agent *a, struct result *r)
 	uint32_t *crc;
 	uint8_t *buf, *victim;
 	uint64_t gpa = 0;
-	char line[64];
+	char line[96];
 	FILE *in;
 	int ret;
 
@@ -269,6 +549,27 @@ void test_snapshot(const struct agent *a, struct result *r)
 			}
 		} else if (!strncmp(line, "still", 5)) {
 			churn_stop(&churn, &gen, &churned);
+		} else if (!strncmp(line, "blk", 3)) {
+			unsigned long long bytes;
+			uint32_t c;
+			char why[160];
+
+			if (dev_blk(&c, &bytes, why, sizeof(why)) < 0) {
+				dev_fails++;
+				printf("KILN-SNAP-BLK fail %s\n", why);
+			} else {
+				if (!blks++) {
+					blk_crc0 = c;
+					blk_bytes0 = bytes;
+				} else if (c != blk_crc0 || bytes != blk_bytes0) {
+					dev_fails++;
+				}
+				printf("KILN-SNAP-BLK crc=%08x bytes=%llu\n", c, bytes);
+			}
+		} else if (!strncmp(line, "net ", 4)) {
+			dev_fails += !dev_net(line + 4, (unsigned)++nets);
+		} else if (!strncmp(line, "vsock ", 6)) {
+			dev_fails += !dev_vsock(line + 6, (unsigned)++vsocks);
 		} else if (!strncmp(line, "done", 4)) {
 			break;
 		} else {
@@ -281,6 +582,9 @@ void test_snapshot(const struct agent *a, struct result *r)
 		fflush(stdout);
 	}
 	fclose(in);
+	if (dev_fails)
+		result_fail(r, "%zu of %zu blk, net and vsock check(s) failed (see the KILN-SNAP-BLK, "
+			    "-NET and -VSOCK lines)", dev_fails, blks + nets + vsocks);
 	if (bad_total)
 		result_fail(r, "%zu page(s) changed across %zu verifications", bad_total, verifies);
 	else if (!verifies)
@@ -289,4 +593,7 @@ void test_snapshot(const struct agent *a, struct result *r)
 		result_note(r, "%zu pages intact over %zu verifications; %zu poisoned read(s) took a "
 			    "machine check; %zu page(s) rewritten over %zu churn(s)",
 			    pages - (target < pages), verifies, poisons, churned, churns);
+	if (r->pass && blks + nets + vsocks)
+		result_note(r, "devices: %zu blk read(s) of %llu bytes crc %08x, %zu net and %zu "
+			    "vsock echo(es)", blks, blk_bytes0, blk_crc0, nets, vsocks);
 }

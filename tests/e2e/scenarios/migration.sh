@@ -470,8 +470,8 @@ while time.monotonic() < deadline:
     c.close()
 '
 
-# migdev_echo LOG [NETNS] ARGS...: starts MIGDEV_ECHO_PY with ARGS (in network namespace NETNS
-# when not "-") and waits until it listens; its pid is added to migdev_pids.
+# migdev_echo LOG NETNS ARGS...: starts MIGDEV_ECHO_PY with ARGS (in network namespace NETNS,
+# "-": this one) and waits until it listens; its pid is added to migdev_pids.
 migdev_echo() {
 	local out=$1 ns=$2 p
 	shift 2
@@ -483,6 +483,16 @@ migdev_echo() {
 	p=$!
 	migdev_pids+=("$p")
 	wait_for 10 grep -q listening "$out"
+}
+
+# migdev_echo_stop: stops the echoes migdev_echo started.
+migdev_echo_stop() {
+	local p
+	for p in "${migdev_pids[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	migdev_pids=()
 }
 
 # migdev_tap NETNS: the TAP $MIGDEV_TAP (created when missing) in NETNS ("-": this one) gets
@@ -549,6 +559,7 @@ migdev_devices() {
 		fail "$name" "the drive read back as \"$answer\", disk.img has crc $disk_crc" "$log"
 		return 1
 	fi
+	migdev_echo_stop
 	rm -f "${uds}_$MIGDEV_VSOCK_PORT"
 	migdev_echo "$E2E_OUT/$name-net$n.log" "$ns" tcp "$MIGDEV_HOST_IP" "$MIGDEV_NET_PORT" ||
 		{ fail "$name" "the host's TCP echo did not listen" "$E2E_OUT/$name-net$n.log"; return 1; }
@@ -563,11 +574,7 @@ migdev_devices() {
 # migdev_cleanup: stops whatever kvm_migrate_devices started, and removes what it made.
 migdev_cleanup() {
 	local p
-	for p in "${migdev_pids[@]}"; do
-		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	migdev_pids=()
+	migdev_echo_stop
 	for p in "$spid" "$dpid" "$d0pid"; do
 		[ -n "$p" ] && kill -0 "$p" 2>/dev/null && snap_stop "$p"
 	done
@@ -579,7 +586,7 @@ migdev_cleanup() {
 
 # migdev_run NAME: the body of kvm_migrate_devices (its locals); returns at the first failure.
 migdev_run() {
-	local name=$1 r rc t0
+	local name=$1 r rc
 	if ! net_tun_ready; then
 		fail "$name" "no /dev/net/tun (is the tun module loaded?)"
 		return 1
@@ -591,10 +598,12 @@ migdev_run() {
 	mig_setup "$dir"
 	head -c $((4 << 20)) /dev/urandom >"$dir/disk.img"
 	disk_crc=$(/usr/bin/python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$dir/disk.img")
-	migdev_boot "$name" migrate-dev-src "$dir" || return 1
+	migdev_boot "$name" migrate-dev-src "$dir"
+	r=$?
 	spid=$pid
+	[ $r = 0 ] || return 1
 	migdev_devices "$name" 1 - "$dir/v.sock" || return 1
-	devdetail=" on the source:$devdetail"
+	devdetail=" on the source:${devdetail%;};"
 
 	# The destination as it comes, with the source's vsock uds_path: the source still listens
 	# there, so the destination cannot build the VM, and the VM runs on at the source.
@@ -610,14 +619,27 @@ migdev_run() {
 		fail "$name" "the migration to a destination on the source's uds_path: $(api_call "$sock" GET /migration)" "$dlog"
 		return 1
 	fi
-	cp "$dlog" "$E2E_OUT/$name-dst0.log.keep" 2>/dev/null
-	devdetail+=" to a destination keeping the source's uds_path: source $(api_call "$sock" GET /migration | grep -o '"error": *"[^"]*"'); destination: $(grep -m1 'vsock' "$dlog" | tr -d '\r');"
+	if ! log_has "$dlog" "cannot build the microVM: vsock: cannot listen on $dir/v.sock: Address already in use"; then
+		fail "$name" "the first destination failed for another reason than the uds_path in use" "$dlog"
+		return 1
+	fi
+	if ! mig_field "$sock" error | grep -q 'the destination refused: .*Address already in use'; then
+		fail "$name" "the source was not told why the destination failed: $(mig_field "$sock" error)" "$log"
+		return 1
+	fi
+	devdetail+=" a destination keeping the source's uds_path failed (\"$(grep -o 'cannot build the microVM: [^(]*' "$dlog" | head -1 | sed 's/ *$//')\"; the source saw \"$(mig_field "$sock" error)\") and the VM ran on at the source, where"
 	snap_stop "$d0pid"
 	d0pid=
 	if ! api_call "$sock" GET / | grep -q '"state": *"Running"'; then
 		fail "$name" "after the failed migration the source is $(api_call "$sock" GET /)" "$log"
 		return 1
 	fi
+	if [ ! -S "$dir/v.sock" ]; then
+		fail "$name" "after the failed migration the source's $dir/v.sock is gone" "$log"
+		return 1
+	fi
+	migdev_devices "$name" 2 - "$dir/v.sock" || return 1
+	devdetail=${devdetail%;}
 
 	# The destination with its own uds_path (vsock_override), in namespace B with a TAP of the
 	# source's name that kiln creates there.
@@ -629,7 +651,6 @@ migdev_run() {
 	wait_for 10 test -S "$dir/dst.sock" || { fail "$name" "the destination's API socket did not appear" "$dlog"; return 1; }
 	r=$(api_call "$dir/dst.sock" PUT /migration/incoming "{\"uri\": \"tcp:10.77.0.2:$((port + 1))\", \"vsock_override\": {\"uds_path\": \"$dir/v-dst.sock\"}}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/incoming answered $r" "$dlog"; return 1; }
-	t0=$SECONDS
 	r=$(api_call "$sock" PUT /migration/start "{\"uri\": \"tcp:10.77.0.2:$((port + 1))\", \"mode\": \"postcopy\"}")
 	[ "${r%% *}" = 204 ] || { fail "$name" "PUT /migration/start #2 answered $r" "$log"; return 1; }
 	if ! wait_for 200 mig_gone "$spid"; then
@@ -645,12 +666,18 @@ migdev_run() {
 		tail -20 "$dlog"
 		return 1
 	fi
-	devdetail+=" $(grep -o 'completed in [0-9]* ms (downtime [0-9]* ms)' "$log" | head -1) in ${SECONDS - t0}s;"
+	devdetail+="; then postcopy to a destination with its own uds_path $(grep -o 'completed in [0-9]* ms (downtime [0-9]* ms)' "$log" | head -1);"
 	exec 7>&-
 	exec 7<>"$dir/console-dst"
 	pid=$dpid log=$dlog sock=$dir/dst.sock
 	if ! wait_for 120 log_has "$log" 'migration from .* completed'; then
 		fail "$name" "the destination did not complete: $(api_call "$sock" GET /migration)" "$log"
+		return 1
+	fi
+	# kiln made the TAP there (a non-persistent one, gone with it).
+	r=$(ip -n "$mig_ns" -d link show "$MIGDEV_TAP" 2>&1)
+	if [[ "$r" != *"tun type tap"*"persist off"* ]]; then
+		fail "$name" "no TAP $MIGDEV_TAP of the destination's in $mig_ns: $r" "$log"
 		return 1
 	fi
 	if ! migdev_tap "$mig_ns" >>"$E2E_OUT/$name-net.log" 2>&1; then
@@ -660,8 +687,9 @@ migdev_run() {
 	echo still >&7
 	wait_for 60 agent_has "$log" 'KILN-SNAP-STILL' || { fail "$name" "the guest did not stop rewriting" "$log"; return 1; }
 	snap_verify "$name" "$log" 1 || return 1
-	devdetail+=" on the destination:"
+	devdetail+=" on the destination (its TAP made by kiln in $mig_ns):"
 	migdev_devices "$name" 1 "$mig_ns" "$dir/v-dst.sock" || return 1
+	devdetail=${devdetail%;}
 	snap_done "$name" "$(agent_lines "$log" 'KILN-SNAP-VERIFIED' | head -1 | grep -o 'pages=[0-9]* bad=[0-9]*'), $(agent_lines "$log" 'KILN-SNAP-STILL' | head -1 | grep -o 'rewritten=[0-9]*') during the migration; drive crc $disk_crc both sides;$devdetail"
 }
 
@@ -673,7 +701,7 @@ migdev_run() {
 # same, TCP reaches the host through the new TAP, vsock reaches the host at the new uds_path.
 kvm_migrate_devices() {
 	local name=migrate-devices dir=${TMPDIR:-/tmp}/kiln-migd.$$ port=$((30000 + $$ % 10000))
-	local mig_ns= spid= dpid= d0pid= disk_crc devdetail= migdev_pids=()
+	local mig_ns='' spid='' dpid='' d0pid='' disk_crc devdetail='' migdev_pids=()
 	sock=$dir/src.sock
 	migdev_run "$name"
 	migdev_cleanup

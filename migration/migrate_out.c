@@ -124,6 +124,22 @@ static uint64_t count_dirty(struct migration *mig)
 	return n;
 }
 
+/* The migration took the record of written pages, which Diff snapshots rely on (with
+ * track_dirty_pages): the next Diff must hold every page. */
+static void give_back_all(struct vm *vm)
+{
+	size_t bytes = (size_t)((vm->mem.size / PAGE_4K + 63) / 64) * 8;
+	uint64_t *all = malloc(bytes);
+
+	if (!all) {
+		log_error("migration: out of memory: the next Diff snapshot may lack pages");
+		return;
+	}
+	memset(all, 0xff, bytes);
+	guest_memory_give_back_dirty(&vm->mem, all);
+	free(all);
+}
+
 /* Ends the migration as failed before the destination runs the VM: the VM runs here again. */
 static void abort_out(struct migration *mig)
 {
@@ -135,16 +151,8 @@ static void abort_out(struct migration *mig)
 	}
 	if (mig->logging_enabled_here && vm_set_dirty_logging(vm, false) == 0)
 		mig->logging_enabled_here = false;
-	if (mig->tracking) {
-		/* The rounds took the record of written pages: the next Diff must hold them all. */
-		uint64_t *all = malloc((size_t)((vm->mem.size / PAGE_4K + 63) / 64) * 8);
-
-		if (all) {
-			memset(all, 0xff, (size_t)((vm->mem.size / PAGE_4K + 63) / 64) * 8);
-			guest_memory_give_back_dirty(&vm->mem, all);
-			free(all);
-		}
-	}
+	if (mig->tracking)
+		give_back_all(vm);
 	if (mig->paused_here) {
 		vm_resume(vm);
 		mig->paused_here = false;
@@ -685,6 +693,13 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 		}
 		mig->logging_enabled_here = true;
 	}
+	/* Round 1 sends every page: what the record holds from before (the kernel loader's
+	 * writes at boot, say) would only be sent twice. */
+	ret = take_dirty(mig);
+	if (ret < 0) {
+		snprintf(err, errlen, "the dirty-page log: %s", strerror(-ret));
+		goto err;
+	}
 	mig->state = MIG_CONNECTING;
 	mig->t_start = mig_now_ns();
 	mig->was_running = vm->state == VM_RUNNING;
@@ -699,6 +714,8 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 		 mode == MIG_MODE_POSTCOPY ? "postcopy" : "precopy", max_downtime_ms);
 	return 0;
 err:
+	if (mig->tracking)
+		give_back_all(vm);
 	if (mig->logging_enabled_here && vm_set_dirty_logging(vm, false) < 0)
 		log_warn("migration: KVM's dirty-page log stays on");
 	mig_conn_free(&mig->conn);

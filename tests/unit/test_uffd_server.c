@@ -186,8 +186,19 @@ static void uffd_server_random_reads_match_file_and_poison_raises_sigbus(void **
 
 	catch_sigbus();
 	assert_non_null(host);
-	start_ok(s, host, size, PAGE, page_source_file(file), poison, 4);
+	/* The source is held until the reader's first fault is queued: on a busy machine the
+	 * background fill could otherwise finish before the reader touches a page. */
+	f->gate.inner = page_source_file(file);
+	start_ok(s, host, size, PAGE, (struct page_source){ .read = gated_read, .opaque = &f->gate },
+		 poison, 4);
 	assert_int_equal(reader_start(&r, host, PAGE, n, n / 2), 0);
+	{
+		struct pollfd p = { .fd = s->uffd, .events = POLLIN };
+
+		if (poll(&p, 1, TIMEOUT_MS) != 1)
+			fail_msg("no fault within %d ms", TIMEOUT_MS);
+	}
+	gate_open(&f->gate);
 	if (reader_join(&r) != 0)
 		fail_msg("the reading thread hangs on a page");
 	for (uint64_t p = 0; p < n; p++) {

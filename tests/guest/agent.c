@@ -1,6 +1,8 @@
 /* kiln-agent: PID 1 of kiln's test guests; runs the test named by kiln.test= on the kernel
  * command line, prints one KILN-RESULT line and reboots the VM. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -618,4 +622,71 @@ int reserve_hugepages(unsigned count)
 	w = write(fd, text, (size_t)n);
 	close(fd);
 	return w == n ? 0 : -EIO;
+}
+
+/* The first network interface that is not loopback, into name. */
+int agent_find_iface(char *name, size_t size)
+{
+	DIR *d = opendir("/sys/class/net");
+	struct dirent *e;
+	int ret = -ENODEV;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "lo") || strlen(e->d_name) >= size)
+			continue;
+		memcpy(name, e->d_name, strlen(e->d_name) + 1);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+static int if_up(int s, const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+/* agent.h: setting the address the interface has already is no change. */
+int agent_if_config(const char *ifname, const char *cidr, char *why, size_t size)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	const char *slash = strchr(cidr, '/');
+	unsigned long prefix = slash ? strtoul(slash + 1, NULL, 10) : 32;
+	char addr[32];
+	int s, ret = -1;
+
+	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	sin->sin_family = AF_INET;
+	if (prefix > 32 || inet_pton(AF_INET, addr, &sin->sin_addr) != 1) {
+		snprintf(why, size, "%s is not ADDR/PREFIX", cidr);
+		return -1;
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		snprintf(why, size, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
+		snprintf(why, size, "SIOCSIFADDR %s on %s: %s", addr, ifname, strerror(errno));
+	} else {
+		sin->sin_addr.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
+		if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0 || if_up(s, "lo") < 0 ||
+		    if_up(s, ifname) < 0)
+			snprintf(why, size, "bringing %s up: %s", ifname, strerror(errno));
+		else
+			ret = 0;
+	}
+	close(s);
+	return ret;
 }

@@ -62,6 +62,13 @@ bool param_get(const struct agent *a, const char *key, char *val, size_t size);
 /* Returns 1 with *out set, 0 when kiln.KEY is absent, -EINVAL when it is not a number. */
 int param_ulong(const struct agent *a, const char *key, unsigned long *out);
 
+/* The first network interface that is not loopback, into name: 0 or -errno. */
+int agent_find_iface(char *name, size_t size);
+
+/* Gives ifname the address cidr ("ADDR/PREFIX") and brings it and lo up (again: no change).
+ * 0, or -1 with a reason in why. */
+int agent_if_config(const char *ifname, const char *cidr, char *why, size_t size);
+
 /* Tests in agent_devices.c, agent_net.c, agent_vsock.c. */
 void test_blk(const struct agent *a, struct result *r);
 void test_rng(const struct agent *a, struct result *r);

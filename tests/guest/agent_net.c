@@ -32,66 +32,16 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* The first network interface that is not loopback, into name. */
-static int find_iface(char *name, size_t size)
-{
-	DIR *d = opendir("/sys/class/net");
-	struct dirent *e;
-	int ret = -ENODEV;
-
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' || !strcmp(e->d_name, "lo") || strlen(e->d_name) >= size)
-			continue;
-		memcpy(name, e->d_name, strlen(e->d_name) + 1);
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
-}
-
-static int if_up(int s, const char *ifname)
-{
-	struct ifreq ifr = { 0 };
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		return -errno;
-	ifr.ifr_flags |= IFF_UP;
-	return ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
-}
-
 /* Gives ifname the address ADDR/PREFIX (text) and brings it up. */
 static int if_config(const char *ifname, const char *cidr, struct result *r)
 {
-	struct ifreq ifr = { 0 };
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-	char addr[32];
-	const char *slash = strchr(cidr, '/');
-	unsigned long prefix = slash ? strtoul(slash + 1, NULL, 10) : 32;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+	char why[160];
 
-	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	sin->sin_family = AF_INET;
-	if (s < 0 || prefix > 32 || inet_pton(AF_INET, addr, &sin->sin_addr) != 1) {
-		result_fail(r, "kiln.net_ip=%s is not ADDR/PREFIX", cidr);
-		ret = -EINVAL;
-	} else if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
-		result_fail(r, "SIOCSIFADDR %s on %s: %s", addr, ifname, strerror(errno));
-		ret = -errno;
-	} else {
-		sin->sin_addr.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
-		if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0 || if_up(s, "lo") < 0 || if_up(s, ifname) < 0) {
-			result_fail(r, "bringing %s up: %s", ifname, strerror(errno));
-			ret = -errno;
-		}
+	if (agent_if_config(ifname, cidr, why, sizeof(why)) < 0) {
+		result_fail(r, "kiln.net_ip=%s: %s", cidr, why);
+		return -EINVAL;
 	}
-	if (s >= 0)
-		close(s);
-	return ret;
+	return 0;
 }
 
 /* busybox ping -c 3 to peer; 0 when replies came. */
@@ -374,7 +324,7 @@ void test_net(const struct agent *a, struct result *r)
 		result_fail(r, "needs kiln.net_ip=ADDR/PREFIX kiln.net_peer=ADDR kiln.net_port=PORT");
 		return;
 	}
-	if (find_iface(ifname, sizeof(ifname)) < 0) {
+	if (agent_find_iface(ifname, sizeof(ifname)) < 0) {
 		result_fail(r, "no network interface besides lo");
 		return;
 	}

@@ -227,80 +227,37 @@ static int dev_blk(uint32_t *crc, unsigned long long *bytes, char *why, size_t s
 	return err ? -1 : 0;
 }
 
-/* The first network interface that is not loopback, into name. */
-static int dev_iface(char *name, size_t size)
-{
-	DIR *d = opendir("/sys/class/net");
-	struct dirent *e;
-	int ret = -ENODEV;
-
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' || !strcmp(e->d_name, "lo") || strlen(e->d_name) >= size)
-			continue;
-		memcpy(name, e->d_name, strlen(e->d_name) + 1);
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
-}
-
-static int dev_if_up(int s, const char *ifname)
-{
-	struct ifreq ifr = { 0 };
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		return -1;
-	ifr.ifr_flags |= IFF_UP;
-	return ioctl(s, SIOCSIFFLAGS, &ifr);
-}
-
-/* Gives ifname the address cidr (ADDR/PREFIX) and brings it and lo up; setting the address
- * it has already is no change. 0, or -1 with a reason in why. */
-static int dev_if_config(const char *ifname, const char *cidr, char *why, size_t size)
-{
-	struct ifreq ifr = { 0 };
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-	const char *slash = strchr(cidr, '/');
-	unsigned long prefix = slash ? strtoul(slash + 1, NULL, 10) : 32;
-	char addr[32];
-	int s, ret = -1;
-
-	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	sin->sin_family = AF_INET;
-	if (prefix > 32 || inet_pton(AF_INET, addr, &sin->sin_addr) != 1) {
-		snprintf(why, size, "%s is not ADDR/PREFIX", cidr);
-		return -1;
-	}
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		snprintf(why, size, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
-		snprintf(why, size, "SIOCSIFADDR %s on %s: %s", addr, ifname, strerror(errno));
-	} else {
-		sin->sin_addr.s_addr = htonl(prefix ? 0xffffffffu << (32 - prefix) : 0);
-		if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0 || dev_if_up(s, "lo") < 0 ||
-		    dev_if_up(s, ifname) < 0)
-			snprintf(why, size, "bringing %s up: %s", ifname, strerror(errno));
-		else
-			ret = 0;
-	}
-	close(s);
-	return ret;
-}
-
 static void dev_timeouts(int s)
 {
 	struct timeval tv = { .tv_sec = DEV_TIMEOUT_S };
 
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A stream connection to sa, up to max_tries tries pause_us apart: the socket, or -1 with the
+ * last errno in *err; *tries gets the tries made. */
+static int dev_connect(int family, const struct sockaddr *sa, socklen_t len, int max_tries,
+		       useconds_t pause_us, int *tries, int *err)
+{
+	int s = -1;
+
+	for (*tries = 1; *tries <= max_tries; ++*tries) {
+		s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0) {
+			*err = errno;
+			return -1;
+		}
+		dev_timeouts(s);
+		if (connect(s, sa, len) == 0)
+			return s;
+		*err = errno;
+		close(s);
+		if (*tries < max_tries)
+			usleep(pause_us);
+	}
+	*tries = max_tries;
+	return -1;
 }
 
 /* Sends line on s and expects it back (up to a newline). 0, or -1 with a reason in why. */
@@ -341,7 +298,7 @@ static int dev_echo(int s, const char *line, char *why, size_t size)
 /* net IP/PREFIX HOSTIP PORT: prints KILN-SNAP-NET ok|fail. Returns whether it worked. */
 static bool dev_net(const char *args, unsigned n)
 {
-	char cidr[48], host[48], ifname[IFNAMSIZ] = "", why[160] = "", line[64];
+	char cidr[48], host[48], ifname[IFNAMSIZ] = "", why[160] = "", line[96];
 	unsigned port = 0;
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	int s = -1, tries = 0, err = 0;
@@ -352,31 +309,17 @@ static bool dev_net(const char *args, unsigned n)
 		return false;
 	}
 	sa.sin_port = htons((uint16_t)port);
-	if (dev_iface(ifname, sizeof(ifname)) < 0) {
+	if (agent_find_iface(ifname, sizeof(ifname)) < 0) {
 		printf("KILN-SNAP-NET fail no network interface besides lo\n");
 		return false;
 	}
-	if (dev_if_config(ifname, cidr, why, sizeof(why)) < 0) {
+	if (agent_if_config(ifname, cidr, why, sizeof(why)) < 0) {
 		printf("KILN-SNAP-NET fail %s\n", why);
 		return false;
 	}
 	/* Up to 30 s: the host may be a moment late, and the guest may have to find the host's
 	 * MAC address anew. */
-	while (s < 0 && tries < 60) {
-		tries++;
-		s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (s < 0) {
-			err = errno;
-			break;
-		}
-		dev_timeouts(s);
-		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		err = errno;
-		close(s);
-		s = -1;
-		usleep(500 * 1000);
-	}
+	s = dev_connect(AF_INET, (struct sockaddr *)&sa, sizeof(sa), 60, 500 * 1000, &tries, &err);
 	if (s < 0) {
 		printf("KILN-SNAP-NET fail connect to %s:%u (%d tries): %s\n", host, port, tries,
 		       strerror(err));
@@ -407,21 +350,7 @@ static bool dev_vsock(const char *args, unsigned n)
 	}
 	sa.svm_port = port;
 	/* A few tries, a second apart: a reset (no listener yet) is answered at once. */
-	while (s < 0 && tries < 5) {
-		tries++;
-		s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (s < 0) {
-			err = errno;
-			break;
-		}
-		dev_timeouts(s);
-		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		err = errno;
-		close(s);
-		s = -1;
-		sleep(1);
-	}
+	s = dev_connect(AF_VSOCK, (struct sockaddr *)&sa, sizeof(sa), 5, 1000 * 1000, &tries, &err);
 	if (s < 0) {
 		printf("KILN-SNAP-VSOCK fail connect to host port %u (%d tries): %s\n", port, tries,
 		       strerror(err));

@@ -20,6 +20,7 @@ static const char *const type_names[] = {
 	[MIG_RUNNING] = "RUNNING",   [MIG_REQUEST] = "REQUEST", [MIG_POISONED] = "POISONED",
 	[MIG_COMPLETE] = "COMPLETE",
 	[MIG_RESUME] = "RESUME",
+	[MIG_PUSH] = "PUSH",
 };
 
 const char *mig_type_name(uint32_t type)

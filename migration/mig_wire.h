@@ -34,7 +34,9 @@ enum mig_type {
 	MIG_COMPLETE = 10,/* destination: empty; every page arrived, the source may end */
 	MIG_RESUME = 11,  /* source, right after the HELLOs of a new connection: empty; postcopy
 			   * goes on where the broken connection left it */
-	MIG_TYPE_MAX = MIG_RESUME,
+	MIG_PUSH = 12,    /* source, after RUNNING: as PAGES, but sent unasked (postcopy's stream
+			   * of the pages the destination lacks); never an answer to a REQUEST */
+	MIG_TYPE_MAX = MIG_PUSH,
 };
 
 enum mig_role { MIG_ROLE_SOURCE = 1, MIG_ROLE_DESTINATION = 2 };

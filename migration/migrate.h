@@ -82,9 +82,10 @@ int mig_in_take_memory(struct mig_in *in, struct guest_memory *gm)
 
 /* The uffd thread's page source (the source, asked page range by page range) and the pages
  * already here; drops the old copies of the poison ranges first. 0 or -errno, logged. */
-int mig_in_memory_source(struct mig_in *in, struct vm *vm, const struct uffd_range *poison,
-			 size_t nr_poison, struct page_source *src, const uint64_t **present)
-	__attribute__((warn_unused_result));
+struct uffd_server;
+int mig_in_memory_source(struct mig_in *in, struct vm *vm, struct uffd_server *server,
+			 const struct uffd_range *poison, size_t nr_poison, struct page_source *src,
+			 const uint64_t **present) __attribute__((warn_unused_result));
 
 /* The uffd thread ended (every page here, or failed): tells the source, records the figures. */
 void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +24,8 @@
 #include "vmm.h"
 
 #define RECV_TIMEOUT_S 60 /* the uffd thread waits this long for the source's answer */
+#define PUMP_IDLE_MS 500  /* no stream this long: the uffd thread asks for a missing page */
+#define RECV_BUFFER (64 << 10) /* the connection's receive buffer once the VM runs here */
 
 static bool bit(const uint64_t *map, uint64_t i)
 {
@@ -193,10 +196,15 @@ static int send_empty(struct mig_in *in, uint32_t type)
 static int make_blocking(int fd)
 {
 	struct timeval tv = { .tv_sec = RECV_TIMEOUT_S };
+	int rcvbuf = RECV_BUFFER;
 
 	if (fcntl(fd, F_SETFL, 0) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
 		return -errno;
+	/* Postcopy's stream must not pile up ahead of the answers to the uffd thread's requests
+	 * (TCP would grow the buffer to megabytes). */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		log_warn("migration: SO_RCVBUF: %s", strerror(errno));
 	return 0;
 }
 
@@ -508,16 +516,28 @@ static void on_recover_conn(void *opaque, int fd, uint32_t events)
 			mig_conn_consume(&mig->conn, (size_t)n);
 			continue;
 		}
-		if (f.type != MIG_RESUME || mig->conn.rx_len - mig->conn.rx_off != (size_t)n) {
+		if (f.type != MIG_RESUME) {
 			snprintf(err, sizeof(err), "the source sent %s where RESUME was expected",
 				 mig_type_name(f.type));
 			goto drop;
 		}
+		/* The source streams again right after RESUME: what came with it goes over too. */
+		mig_conn_consume(&mig->conn, (size_t)n);
 		event_loop_del(&mig->vmm->loop, fd);
 		ret = make_blocking(fd);
 		pthread_mutex_lock(&mig->in.lock);
 		if (ret == 0 && mig->in.broken) {
-			mig->in.new_fd = fd;
+			size_t left = mig->conn.rx_len - mig->conn.rx_off;
+
+			free(mig->in.carry);
+			mig->in.carry = left ? malloc(left) : NULL;
+			mig->in.carry_len = mig->in.carry ? left : 0;
+			if (mig->in.carry)
+				memcpy(mig->in.carry, mig->conn.rx + mig->conn.rx_off, left);
+			if (left && !mig->in.carry)
+				ret = -ENOMEM;
+			else
+				mig->in.new_fd = fd;
 			pthread_cond_broadcast(&mig->in.cond);
 		} else if (ret == 0) {
 			ret = -ETIMEDOUT;
@@ -684,6 +704,31 @@ static int read_frame(struct mig_in *in, struct mig_frame *f, long *size)
 	}
 }
 
+static void consume(struct mig_in *in, long size)
+{
+	memmove(in->rx, in->rx + size, in->rx_len - (size_t)size);
+	in->rx_len -= (size_t)size;
+}
+
+/* A PUSH frame: its pages go in, those not present yet. 0, or -errno with err. */
+static int take_push(struct mig_in *in, const struct mig_frame *f, char *err, size_t errlen)
+{
+	struct migration *mig = in->mig;
+	const uint8_t *data;
+	uint64_t o;
+	size_t bytes;
+	int ret = mig_pages_decode(f->payload, f->len, mig->page_size, mig->nr_pages * mig->page_size,
+				   &o, &data, &bytes, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	in->pushed += bytes / mig->page_size;
+	ret = uffd_server_deliver(in->server, o, data, bytes);
+	if (ret < 0)
+		snprintf(err, errlen, "copying pages in at 0x%" PRIx64 ": %s", o, strerror(-ret));
+	return ret;
+}
+
 /* One REQUEST, then its answers in order (PAGES, or POISONED: recorded in the VM's poison log,
  * and the range is -EHWPOISON, which the uffd server asks again page by page). */
 static int request(struct mig_in *in, uint64_t off, void *dst, size_t len)
@@ -715,6 +760,15 @@ static int request(struct mig_in *in, uint64_t off, void *dst, size_t len)
 		ret = read_frame(in, &f, &size);
 		if (ret < 0)
 			return ret;
+		if (f.type == MIG_PUSH) {
+			ret = take_push(in, &f, err, sizeof(err));
+			consume(in, size);
+			if (ret < 0) {
+				log_error("migration: the source's stream: %s", err);
+				return ret;
+			}
+			continue;
+		}
 		if (f.type == MIG_PAGES) {
 			ret = mig_pages_decode(f.payload, f.len, ps, mig->nr_pages * ps, &o, &data,
 					       &bytes, err, sizeof(err));
@@ -744,8 +798,7 @@ static int request(struct mig_in *in, uint64_t off, void *dst, size_t len)
 			snprintf(err, sizeof(err), "%s where pages were expected",
 				 mig_type_name(f.type));
 		}
-		memmove(in->rx, in->rx + size, in->rx_len - (size_t)size);
-		in->rx_len -= (size_t)size;
+		consume(in, size);
 		if (ret < 0) {
 			log_error("migration: the source's answer: %s", err);
 			return ret;
@@ -779,6 +832,14 @@ static int reconnect(struct mig_in *in)
 	fd = in->new_fd;
 	in->new_fd = -1;
 	in->broken = false;
+	in->rx_len = 0;
+	if (fd >= 0 && in->carry && in->carry_len <= in->rx_cap) {
+		memcpy(in->rx, in->carry, in->carry_len);
+		in->rx_len = in->carry_len;
+	}
+	free(in->carry);
+	in->carry = NULL;
+	in->carry_len = 0;
 	pthread_mutex_unlock(&in->lock);
 	if (fd < 0) {
 		log_error("migration: no new connection from the source within %u ms: it is taken "
@@ -789,9 +850,13 @@ static int reconnect(struct mig_in *in)
 	close(in->fd);
 	in->fd = fd;
 	pthread_mutex_unlock(&in->write_lock);
-	in->rx_len = 0;
 	log_info("migration: the uffd thread goes on through the recovered connection");
 	return 0;
+}
+
+static bool broken(int ret)
+{
+	return ret == -ECONNRESET || ret == -EAGAIN || ret == -ETIMEDOUT || ret == -ENOTCONN;
 }
 
 /* The page source: a request, again through a recovered connection when this one broke. */
@@ -800,21 +865,65 @@ static int source_read(void *opaque, uint64_t off, void *dst, size_t len)
 	struct mig_in *in = opaque;
 	int ret;
 
-	while ((ret = request(in, off, dst, len)) == -ECONNRESET || ret == -EAGAIN ||
-	       ret == -ETIMEDOUT || ret == -ENOTCONN) {
+	while (broken(ret = request(in, off, dst, len)))
 		if (reconnect(in) < 0)
 			return ret;
-	}
 	return ret;
 }
 
-int mig_in_memory_source(struct mig_in *in, struct vm *vm, const struct uffd_range *poison,
-			 size_t nr_poison, struct page_source *src, const uint64_t **present)
+/*
+ * The page source's pump: takes the source's stream (PUSH frames) until a fault waits. When the
+ * stream has nothing for PUMP_IDLE_MS (it has not begun, or a recovery lost part of it), the
+ * missing pages are asked for instead, a chunk at a time, until the stream comes back.
+ */
+static int source_pump(void *opaque, struct uffd_server *s, int uffd_fd)
+{
+	struct mig_in *in = opaque;
+	struct pollfd p[2] = { { .fd = in->fd, .events = POLLIN }, { .fd = uffd_fd, .events = POLLIN } };
+	struct mig_frame f;
+	char err[256];
+	long size = 0;
+	int ret, n;
+
+	if (mig_frame_parse(in->rx, in->rx_len, &f, NULL, err, sizeof(err)) == 0) {
+		n = poll(p, 2, in->stream_idle ? 0 : PUMP_IDLE_MS);
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		if (p[1].revents)
+			return 0; /* a fault: the server serves it first */
+		if (n == 0) {
+			in->stream_idle = true;
+			return uffd_server_fetch_missing(s);
+		}
+	}
+	ret = read_frame(in, &f, &size);
+	if (broken(ret))
+		return reconnect(in) < 0 ? ret : 0;
+	if (ret < 0)
+		return ret;
+	if (f.type != MIG_PUSH) {
+		log_error("migration: the source sent %s unasked", mig_type_name(f.type));
+		consume(in, size);
+		return -EPROTO;
+	}
+	in->stream_idle = false;
+	ret = take_push(in, &f, err, sizeof(err));
+	consume(in, size);
+	if (ret < 0)
+		log_error("migration: the source's stream: %s", err);
+	return ret;
+}
+
+
+int mig_in_memory_source(struct mig_in *in, struct vm *vm, struct uffd_server *server,
+			 const struct uffd_range *poison, size_t nr_poison, struct page_source *src,
+			 const uint64_t **present)
 {
 	struct migration *mig = in->mig;
 	int ret;
 
 	in->vm = vm;
+	in->server = server;
 	in->rx_cap = mig_frame_size(MIG_MAX_PAGES_BYTES + 64);
 	in->rx = malloc(in->rx_cap);
 	if (!in->rx)
@@ -833,7 +942,7 @@ int mig_in_memory_source(struct mig_in *in, struct vm *vm, const struct uffd_ran
 			return ret;
 		}
 	}
-	*src = (struct page_source){ .read = source_read, .opaque = in };
+	*src = (struct page_source){ .read = source_read, .pump = source_pump, .opaque = in };
 	*present = mig->present;
 	return 0;
 }
@@ -861,10 +970,11 @@ void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st)
 	mig->state = MIG_COMPLETED;
 	log_info("migration from %s completed in %" PRIu64 " ms: %" PRIu64 " pages before the "
 		 "microVM ran, %" PRIu64 " fetched on fault (p50 %" PRIu64 " us, p99 %" PRIu64
-		 " us), %" PRIu64 " in the background, %" PRIu64 " poisoned", mig->uri.text,
+		 " us), %" PRIu64 " in the background (%" PRIu64 " of them streamed by the source, in %"
+		 PRIu64 " requests in all), %" PRIu64 " poisoned", mig->uri.text,
 		 (mig->t_end - mig->t_start) / 1000000, mig->pages_precopy, st->fault_pages,
-		 st->fault_ns_p50 / 1000, st->fault_ns_p99 / 1000, st->background_pages,
-		 st->poisoned_pages);
+		 st->fault_ns_p50 / 1000, st->fault_ns_p99 / 1000, st->background_pages, in->pushed,
+		 in->requests, st->poisoned_pages);
 }
 
 void mig_in_status(struct migration *mig, json_t *j)
@@ -875,6 +985,7 @@ void mig_in_status(struct migration *mig, json_t *j)
 		snapshot_pager_stats(mig->vmm->vm, &st);
 	json_object_set_new(j, "pages_received", json_integer((json_int_t)mig->pages_precopy));
 	json_object_set_new(j, "requests", json_integer((json_int_t)mig->in.requests));
+	json_object_set_new(j, "pages_pushed", json_integer((json_int_t)mig->in.pushed));
 	json_object_set_new(j, "faults", json_integer((json_int_t)st.faults));
 	json_object_set_new(j, "pages_on_fault", json_integer((json_int_t)st.fault_pages));
 	json_object_set_new(j, "pages_background", json_integer((json_int_t)st.background_pages));
@@ -897,6 +1008,7 @@ void mig_in_destroy(struct migration *mig)
 	guest_memory_destroy(&mig->mem);
 	free(mig->present);
 	free(mig->in.rx);
+	free(mig->in.carry);
 	if (mig->in.ready) {
 		event_loop_del(&mig->vmm->loop, mig->in.event_fd);
 		close(mig->in.event_fd);

@@ -70,13 +70,17 @@ struct mig_in {
 	pthread_mutex_t lock;    /* guards what follows */
 	pthread_cond_t cond;     /* a recovered connection arrived */
 	int new_fd;              /* -1, or the recovered connection main hands over */
+	uint8_t *carry;          /* what main read after its RESUME (the stream goes on at once) */
+	size_t carry_len;
 	bool broken;             /* the uffd thread waits for new_fd */
 	unsigned recover_timeout_ms;
 	int event_fd;            /* eventfd: the uffd thread tells main the connection broke */
 	bool ready;              /* the above are initialised */
 	uint8_t *rx;             /* the uffd thread's receive buffer */
 	size_t rx_len, rx_cap;
-	uint64_t requests;
+	struct uffd_server *server; /* the uffd thread's server, for the pages pushed */
+	bool stream_idle;        /* the source's stream stopped: ask for missing pages */
+	uint64_t requests, pushed;
 };
 
 struct migration {
@@ -92,6 +96,7 @@ struct migration {
 	uint64_t page_size, nr_pages, words;
 	uint64_t pages_precopy;  /* PAGES sent (source) or received (destination) before the VM ran */
 	uint64_t pages_postcopy; /* pages answered to a request (source) */
+	uint64_t pages_pushed;   /* pages streamed unasked after the destination ran (source) */
 	uint64_t pages_discarded;
 	uint64_t pages_poisoned_answered;
 	unsigned rounds;

@@ -22,6 +22,7 @@
 #define BATCH_BYTES (1u << 20)   /* one PAGES frame of the rounds */
 #define PUMP_BYTES (8u << 20)    /* written per event before the loop serves others */
 #define FLUSH_BYTES (512u << 10) /* frames gathered before a write */
+#define PUSH_BYTES (32u << 10)   /* postcopy's stream: per frame, and queued at once */
 #define PAUSE_TIMEOUT_MS 5000
 
 static bool bit(const uint64_t *map, uint64_t i)
@@ -67,7 +68,8 @@ static int want(struct migration *mig, uint32_t events)
 }
 
 /* Queues pages [p, p+n) as PAGES frames, a page that turns out poisoned left out. */
-static int queue_pages(struct migration *mig, uint64_t p, uint64_t n, uint64_t *counter)
+static int queue_pages(struct migration *mig, uint32_t type, uint64_t p, uint64_t n,
+		       uint64_t *counter)
 {
 	uint64_t ps = mig->page_size;
 	uint8_t *out = mig_conn_reserve(&mig->conn, 8 + n * ps);
@@ -78,7 +80,7 @@ static int queue_pages(struct migration *mig, uint64_t p, uint64_t n, uint64_t *
 	ret = read_pages(mig, p, n, out + 8);
 	if (ret == 0) {
 		mig_pages_encode_offset(out, p * ps);
-		mig_conn_commit(&mig->conn, MIG_PAGES, 8 + n * ps);
+		mig_conn_commit(&mig->conn, type, 8 + n * ps);
 		*counter += n;
 		return 0;
 	}
@@ -91,7 +93,7 @@ static int queue_pages(struct migration *mig, uint64_t p, uint64_t n, uint64_t *
 		if (read_pages(mig, p + i, 1, out + 8) < 0)
 			continue; /* poisoned: in the log now, sent with the state */
 		mig_pages_encode_offset(out, (p + i) * ps);
-		mig_conn_commit(&mig->conn, MIG_PAGES, 8 + ps);
+		mig_conn_commit(&mig->conn, type, 8 + ps);
 		(*counter)++;
 	}
 	return 0;
@@ -325,6 +327,32 @@ static int end_round(struct migration *mig)
 	return 0;
 }
 
+/* Postcopy: queues the next pages the destination lacks, unasked (PUSH), a small frame at a
+ * time so that the answers to its requests do not wait long behind them; false once every
+ * page went. */
+static bool push(struct migration *mig, int *ret)
+{
+	uint64_t max = PUSH_BYTES / mig->page_size ? PUSH_BYTES / mig->page_size : 1;
+	uint64_t p = mig->cursor, n = 0;
+
+	while (p < mig->nr_pages && (bit(mig->sent, p) || page_poisoned(mig, p)))
+		p++;
+	while (p + n < mig->nr_pages && n < max && !bit(mig->sent, p + n) &&
+	       !page_poisoned(mig, p + n))
+		n++;
+	mig->cursor = p + n;
+	if (n == 0)
+		return false;
+	*ret = queue_pages(mig, MIG_PUSH, p, n, &mig->pages_pushed);
+	if (*ret < 0) {
+		fail_out(mig, "reading guest memory", *ret);
+		return false;
+	}
+	for (uint64_t i = p; i < p + n; i++)
+		set_bit(mig->sent, i);
+	return true;
+}
+
 /* Queues the next frame of the rounds or of the switch-over; false when there is none to send
  * now (waiting for the peer). */
 static bool produce(struct migration *mig, int *ret)
@@ -333,6 +361,8 @@ static bool produce(struct migration *mig, int *ret)
 	uint64_t before;
 
 	*ret = 0;
+	if (mig->state == MIG_POSTCOPY)
+		return push(mig, ret);
 	if (mig->state != MIG_PRECOPY && mig->state != MIG_SWITCHOVER)
 		return false;
 	p = mig->cursor;
@@ -349,7 +379,7 @@ static bool produce(struct migration *mig, int *ret)
 		return *ret == 0;
 	}
 	before = mig->conn.tx_len;
-	*ret = queue_pages(mig, p, n, &mig->pages_precopy);
+	*ret = queue_pages(mig, MIG_PAGES, p, n, &mig->pages_precopy);
 	if (*ret < 0) {
 		fail_out(mig, "reading guest memory", *ret);
 		return false;
@@ -373,7 +403,9 @@ static void pump(struct migration *mig)
 	int ret;
 
 	for (;;) {
-		while (more && mig->conn.tx_len - mig->conn.tx_off < FLUSH_BYTES)
+		size_t limit = mig->state == MIG_POSTCOPY ? PUSH_BYTES : FLUSH_BYTES;
+
+		while (more && mig->conn.tx_len - mig->conn.tx_off < limit)
 			more = produce(mig, &ret);
 		if (mig->conn.fd < 0)
 			return; /* produce failed the migration */
@@ -428,6 +460,8 @@ static int answer(struct migration *mig, const struct mig_frame *f)
 			mig_pages_encode_offset(out, off);
 			mig_conn_commit(&mig->conn, MIG_PAGES, 8 + len);
 			mig->pages_postcopy += n;
+			for (uint64_t p = first; p < first + n; p++)
+				set_bit(mig->sent, p); /* not streamed again */
 			return 0;
 		}
 	}
@@ -438,6 +472,7 @@ static int answer(struct migration *mig, const struct mig_frame *f)
 			mig_pages_encode_offset(out, p * ps);
 			mig_conn_commit(&mig->conn, MIG_PAGES, 8 + ps);
 			mig->pages_postcopy++;
+			set_bit(mig->sent, p);
 		} else if ((ret = queue_poisoned(mig, p)) < 0) {
 			return ret;
 		}
@@ -450,10 +485,10 @@ static void completed(struct migration *mig)
 	mig->state = MIG_COMPLETED;
 	mig->t_end = mig_now_ns();
 	log_info("migration to %s completed in %" PRIu64 " ms (downtime %" PRIu64 " ms): %" PRIu64
-		 " pages before the switch-over in %u round(s), %" PRIu64 " on request; this kiln "
-		 "exits", mig->uri.text, (mig->t_end - mig->t_start) / 1000000,
+		 " pages before the switch-over in %u round(s), %" PRIu64 " on request, %" PRIu64
+		 " pushed after; this kiln exits", mig->uri.text, (mig->t_end - mig->t_start) / 1000000,
 		 (mig->t_running - mig->t_paused) / 1000000, mig->pages_precopy, mig->rounds,
-		 mig->pages_postcopy);
+		 mig->pages_postcopy, mig->pages_pushed);
 	event_loop_del(&mig->vmm->loop, mig->conn.fd);
 	mig_conn_free(&mig->conn);
 	vm_request_exit(mig->vmm->vm, VM_EXIT_OK);
@@ -516,6 +551,15 @@ static int on_frame(struct migration *mig, const struct mig_frame *f)
 			break;
 		mig->t_running = mig_now_ns();
 		mig->state = MIG_POSTCOPY;
+		mig->cursor = 0; /* the stream of what the destination lacks starts */
+		{
+			/* A small send buffer (the kernel doubles it): answers to requests queue
+			 * behind less of the stream. */
+			int sndbuf = (int)(2 * PUSH_BYTES);
+
+			if (setsockopt(mig->conn.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+				log_warn("migration: SO_SNDBUF: %s", strerror(errno));
+		}
 		log_info("migration: the microVM runs on the destination (downtime %" PRIu64 " ms); "
 			 "this VM never resumes", (mig->t_running - mig->t_paused) / 1000000);
 		return 0;
@@ -728,6 +772,7 @@ err:
 void mig_out_status(struct migration *mig, json_t *j)
 {
 	json_object_set_new(j, "pages_postcopy", json_integer((json_int_t)mig->pages_postcopy));
+	json_object_set_new(j, "pages_pushed", json_integer((json_int_t)mig->pages_pushed));
 	json_object_set_new(j, "pages_poisoned_answered",
 			    json_integer((json_int_t)mig->pages_poisoned_answered));
 	json_object_set_new(j, "pages_dirty_last_round", json_integer((json_int_t)mig->last_dirty));

@@ -231,8 +231,8 @@ int snapshot_restore_memory(struct vm *vm)
 
 		/* A migrate-in: pages come from the source, and precopy brought some already. */
 		if (vm->restore->mig &&
-		    (ret = mig_in_memory_source(vm->restore->mig, vm, ranges, nr, &sc.source,
-						&sc.present)) < 0)
+		    (ret = mig_in_memory_source(vm->restore->mig, vm, &p->server, ranges, nr,
+						&sc.source, &sc.present)) < 0)
 			goto err;
 		ret = uffd_server_start(&p->server, &sc, err, sizeof(err));
 	}

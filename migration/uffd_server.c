@@ -98,15 +98,62 @@ static int poison_pages(struct uffd_server *s, uint64_t first, uint64_t n, uint6
 }
 
 /*
- * Reads pages [first, first+n) from the source and copies them in. A page found present (a
- * racing fault, or a write through another mapping) ends the copy early: it is woken in case
- * its faulter still sleeps, and the rest stays unsettled for the background walk. 0 or -errno.
+ * Copies pages [first, first+n) in from src. A page found present (a racing fault, or a write
+ * through another mapping) ends the copy early: it is woken in case its faulter still sleeps,
+ * and the rest stays unsettled for later. 0 or -errno.
+ */
+static int copy_in(struct uffd_server *s, uint64_t first, uint64_t n, const uint8_t *src,
+		   uint64_t *counter)
+{
+	uint64_t ps = s->page_size, off = first * ps, len = n * ps, at = 0;
+	const char *op = "UFFDIO_COPY";
+	int e;
+
+	do {
+		struct uffdio_copy c = { .dst = (uintptr_t)s->host + off + at,
+					 .src = (uintptr_t)src + at, .len = len - at };
+
+		e = ioctl(s->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
+		settle(s, first + at / ps, c.copy > 0 ? (uint64_t)c.copy / ps : 0, counter);
+		at += c.copy > 0 ? (uint64_t)c.copy : 0;
+	} while (e == EAGAIN); /* the address space was changing: nothing lost, again */
+	if (e == EEXIST) {
+		struct uffdio_range r = { .start = (uintptr_t)s->host + off + at, .len = ps };
+
+		settle(s, first + at / ps, 1, counter);
+		op = "UFFDIO_WAKE";
+		e = ioctl(s->uffd, UFFDIO_WAKE, &r) < 0 ? errno : 0;
+	}
+	if (e)
+		log_error("uffd: %s at memfd offset 0x%" PRIx64 ": %s", op, off + at, strerror(e));
+	return -e;
+}
+
+int uffd_server_deliver(struct uffd_server *s, uint64_t off, const void *data, size_t len)
+{
+	uint64_t first = off / s->page_size, end = (off + len) / s->page_size, p = first, n;
+	int ret;
+
+	while (p < end && (n = next_run(s, s->settled, false, &p, end - p)) > 0) {
+		ret = copy_in(s, p, n, (const uint8_t *)data + (p - first) * s->page_size,
+			      &s->stats.background_pages);
+		if (ret < 0)
+			return ret;
+		/* A page found present ended the run early: go on after it. */
+		while (p < end && bit_test(s->settled, p))
+			p++;
+	}
+	return 0;
+}
+
+
+/*
+ * Reads pages [first, first+n) from the source and copies them in (copy_in). 0 or -errno.
  */
 static int copy_pages(struct uffd_server *s, uint64_t first, uint64_t n, uint64_t *counter)
 {
-	uint64_t ps = s->page_size, off = first * ps, len = n * ps, at = 0;
-	int ret = s->source.read(s->source.opaque, off, s->bounce, len), e;
-	const char *op = "UFFDIO_COPY";
+	uint64_t ps = s->page_size, off = first * ps, len = n * ps;
+	int ret = s->source.read(s->source.opaque, off, s->bounce, len);
 
 	if (ret == -EHWPOISON && n > 1) {
 		/* Page by page: the source poisons only the ones it must. */
@@ -133,24 +180,22 @@ static int copy_pages(struct uffd_server *s, uint64_t first, uint64_t n, uint64_
 			  PRIx64 ": %s", len, off, strerror(-ret));
 		return ret;
 	}
-	do {
-		struct uffdio_copy c = { .dst = (uintptr_t)s->host + off + at,
-					 .src = (uintptr_t)s->bounce + at, .len = len - at };
+	/* The read may have delivered pages meanwhile (a pushing source): copy the rest only. */
+	for (uint64_t p = first; p < first + n;) {
+		uint64_t q = p;
 
-		e = ioctl(s->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
-		settle(s, first + at / ps, c.copy > 0 ? (uint64_t)c.copy / ps : 0, counter);
-		at += c.copy > 0 ? (uint64_t)c.copy : 0;
-	} while (e == EAGAIN); /* the address space was changing: nothing lost, again */
-	if (e == EEXIST) {
-		struct uffdio_range r = { .start = (uintptr_t)s->host + off + at, .len = ps };
-
-		settle(s, first + at / ps, 1, counter);
-		op = "UFFDIO_WAKE";
-		e = ioctl(s->uffd, UFFDIO_WAKE, &r) < 0 ? errno : 0;
+		if (bit_test(s->settled, p)) {
+			p++;
+			continue;
+		}
+		while (q < first + n && !bit_test(s->settled, q))
+			q++;
+		ret = copy_in(s, p, q - p, s->bounce + (p - first) * ps, counter);
+		if (ret < 0)
+			return ret;
+		p++; /* settled by copy_in; a page it found present ended the copy there */
 	}
-	if (e)
-		log_error("uffd: %s at memfd offset 0x%" PRIx64 ": %s", op, off + at, strerror(e));
-	return -e;
+	return 0;
 }
 
 static int serve_fault(struct uffd_server *s, uint64_t addr)
@@ -257,6 +302,13 @@ static void finish(struct uffd_server *s, int error)
 		log_error("uffd: cannot signal the end of the page server: %s", strerror(errno));
 }
 
+int uffd_server_fetch_missing(struct uffd_server *s)
+{
+	uint64_t p = 0, n = next_run(s, s->settled, false, &p, s->chunk_pages);
+
+	return n ? copy_pages(s, p, n, &s->stats.background_pages) : 0;
+}
+
 static void *serve(void *arg)
 {
 	struct uffd_server *s = arg;
@@ -286,6 +338,8 @@ static void *serve(void *arg)
 			ret = serve_faults(s);
 		} else if (pfd[0].revents) {
 			ret = -EIO; /* POLLERR: the address space is gone */
+		} else if (s->source.pump) {
+			ret = s->source.pump(s->source.opaque, s, s->uffd);
 		} else {
 			n = next_run(s, s->settled, false, &s->cursor, s->chunk_pages);
 			ret = copy_pages(s, s->cursor, n, &s->stats.background_pages);

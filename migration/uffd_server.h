@@ -16,6 +16,8 @@
  */
 #define UFFD_SERVER_CHUNK (32u << 10)
 
+struct uffd_server;
+
 /* Where pages come from: byte offset N of the source is byte offset N of the memfd. */
 struct page_source {
 	/* Reads len bytes at memfd offset off into dst: 0 or -errno. off is page-aligned and len
@@ -24,8 +26,25 @@ struct page_source {
 	 * source found it so); the server then asks page by page and poisons the ones that
 	 * answer -EHWPOISON again (the source records them in the VM's poison log). */
 	int (*read)(void *opaque, uint64_t off, void *dst, size_t len);
+	/*
+	 * Optional, for a source that sends pages unasked (a migration source streaming what the
+	 * destination lacks): called on the uffd thread instead of a background read whenever no
+	 * fault waits. It waits until uffd_fd is readable (a fault: return at once) or pages
+	 * arrive, hands those to uffd_server_deliver, and returns 0; -errno fails the server.
+	 * With nothing arriving for long, it may read the first missing pages itself.
+	 */
+	int (*pump)(void *opaque, struct uffd_server *s, int uffd_fd);
 	void *opaque;
 };
+
+/* From a source's pump or read, on the uffd thread: pages [off, off+len) (memfd offsets, whole
+ * pages) arrived with data; copies in the ones not yet present or poisoned. 0 or -errno. */
+int uffd_server_deliver(struct uffd_server *s, uint64_t off, const void *data, size_t len);
+
+/* From a source's pump, on the uffd thread: reads the first missing pages (up to a background
+ * chunk) through the source's read and copies them in, as the background walk of a source
+ * without a pump does. 0 (also when none is missing) or -errno. */
+int uffd_server_fetch_missing(struct uffd_server *s);
 
 /* A page source reading the memory file fd with pread. Holes read as zeros; a file that ends
  * before the range does is -EIO, never zeros. fd stays the caller's and must outlive the

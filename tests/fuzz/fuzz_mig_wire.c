@@ -65,6 +65,7 @@ static void decode(const struct mig_frame *f, uint64_t *page_size, uint64_t *mem
 		}
 		break;
 	case MIG_PAGES:
+	case MIG_PUSH:
 		if (mig_pages_decode(f->payload, f->len, *page_size, *mem_size, &off, &data, &bytes,
 				     err, sizeof(err)) == 0) {
 			if (bytes == 0 || off + bytes > *mem_size || off + bytes < off ||

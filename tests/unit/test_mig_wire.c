@@ -60,6 +60,7 @@ static void mig_type_name_each_type_named(void **unused)
 	assert_string_equal(mig_type_name(MIG_PAGES), "PAGES");
 	assert_string_equal(mig_type_name(MIG_COMPLETE), "COMPLETE");
 	assert_string_equal(mig_type_name(MIG_RESUME), "RESUME");
+	assert_string_equal(mig_type_name(MIG_PUSH), "PUSH");
 	for (uint32_t t = 1; t <= MIG_TYPE_MAX; t++)
 		assert_string_not_equal(mig_type_name(t), "?");
 	assert_string_equal(mig_type_name(0), "?");

@@ -246,7 +246,7 @@ static void uffd_server_poison_raises_sigbus_before_any_page_is_served(void **st
 	catch_sigbus();
 	assert_non_null(host);
 	f->gate.inner = page_source_file(file);
-	start_ok(s, host, size, PAGE, (struct page_source){ gated_read, &f->gate }, &poison, 1);
+	start_ok(s, host, size, PAGE, (struct page_source){ .read = gated_read, .opaque = &f->gate }, &poison, 1);
 	/* The thread sits in its first background read; a fault waits behind it. */
 	assert_int_equal(reader_start(&r, host, PAGE, size / PAGE, 3), 0);
 	nanosleep(&pause, NULL);
@@ -465,7 +465,7 @@ static void uffd_server_cancel_ends_at_once(void **state)
 	catch_sigbus();
 	assert_non_null(host);
 	f->gate.inner = page_source_file(file);
-	start_ok(s, host, size, PAGE, (struct page_source){ gated_read, &f->gate }, NULL, 0);
+	start_ok(s, host, size, PAGE, (struct page_source){ .read = gated_read, .opaque = &f->gate }, NULL, 0);
 	uffd_server_cancel(s);
 	gate_open(&f->gate); /* lets the first background read finish; the cancel is seen next */
 	assert_int_equal(server_ended(s), -ECANCELED);
@@ -632,7 +632,7 @@ static int serve_under_filters(void *arg)
 	const struct uffd_range poison = { 9 * PAGE, PAGE };
 	struct uffd_server_config c = { .size = size, .page_size = PAGE, .poison = &poison,
 					.nr_poison = 1, .seccomp = true,
-					.source = { gated_read, &f->gate } };
+					.source = { .read = gated_read, .opaque = &f->gate } };
 	struct reader r;
 	char err[256];
 	int file = memory_file(size, 0, 0), mem, filters;

@@ -512,26 +512,9 @@ migdev_tap() {
 # snapshot agent with the drive DIR/disk.img read-only, eth0 on $MIGDEV_TAP and vsock on
 # DIR/v.sock, and waits until the agent filled its memory. Sets pid and log.
 migdev_boot() {
-	local name=$1 dir=$3 r m p b
-	if ! snap_kiln "$2" "$sock" "$dir/console"; then
-		fail "$name" "the API socket did not appear" "$log"
-		return 1
-	fi
-	for r in \
-		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot kiln.snap_mib=48\"}" \
-		"PUT /machine-config {\"vcpu_count\": 2, \"mem_size_mib\": 128}" \
-		"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$dir/disk.img\", \"is_root_device\": false, \"is_read_only\": true}" \
+	snap_boot "$1" "$2" "$sock" "$3/console" kiln.snap_mib=48 '"mem_size_mib": 128' "$3/disk.img" \
 		"PUT /network-interfaces/eth0 {\"iface_id\": \"eth0\", \"host_dev_name\": \"$MIGDEV_TAP\", \"guest_mac\": \"$MIGDEV_GUEST_MAC\"}" \
-		"PUT /vsock {\"guest_cid\": 3, \"uds_path\": \"$dir/v.sock\"}" \
-		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
-		read -r m p b <<<"$r"
-		r=$(api_call "$sock" "$m" "$p" "$b")
-		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; return 1; }
-	done
-	if ! wait_for 200 snap_booted || ! agent_has "$log" 'KILN-SNAP-READY gpa=0x'; then
-		fail "$name" "the guest never filled its memory" "$log"
-		return 1
-	fi
+		"PUT /vsock {\"guest_cid\": 3, \"uds_path\": \"$3/v.sock\"}"
 }
 
 # migdev_ask NAME WHAT N CMD: sends CMD to the agent (fd 7, $log) and waits for its Nth

@@ -176,13 +176,14 @@ snap_booted() {
 	agent_has "$log" 'KILN-SNAP-READY gpa=0x\|KILN-RESULT' || ! pgrep -P "$pid" >/dev/null
 }
 
-# snap_boot NAME ID SOCK FIFO AGENT_ARGS MACHINE [DRIVE]: a kiln with console input from FIFO
-# boots the snapshot agent (AGENT_ARGS such as 'kiln.snap_mib=80'; 2 vCPUs; MACHINE, e.g.
-# '"mem_size_mib": 128', spliced into machine-config; DRIVE, when given, as a read-only
-# /dev/vda) and waits until it has filled its memory. Sets pid and
+# snap_boot NAME ID SOCK FIFO AGENT_ARGS MACHINE [DRIVE [REQUEST...]]: a kiln with console input
+# from FIFO boots the snapshot agent (AGENT_ARGS such as 'kiln.snap_mib=80'; 2 vCPUs; MACHINE,
+# e.g. '"mem_size_mib": 128', spliced into machine-config; DRIVE, when not empty, as a read-only
+# /dev/vda; each REQUEST, "METHOD PATH BODY", made before InstanceStart) and waits until it has
+# filled its memory. Sets pid and
 # log; on failure reports NAME failed, stops kiln and returns 1.
 snap_boot() {
-	local name=$1 sock=$3 r m p b
+	local name=$1 sock=$3 r m p b extra=("${@:8}")
 	if ! snap_kiln "$2" "$sock" "$4"; then
 		fail "$name" "the API socket did not appear" "$log"
 		return 1
@@ -191,7 +192,9 @@ snap_boot() {
 		"PUT /boot-source {\"kernel_image_path\": \"$GUEST/vmlinux\", \"initrd_path\": \"$GUEST/initramfs.cpio.gz\", \"boot_args\": \"console=ttyS0 quiet reboot=k panic=1 pci=off kiln.test=snapshot $5\"}" \
 		"PUT /machine-config {\"vcpu_count\": 2, $6}" \
 		${7:+"PUT /drives/scratch {\"drive_id\": \"scratch\", \"path_on_host\": \"$7\", \"is_root_device\": false, \"is_read_only\": true}"} \
+		"${extra[@]}" \
 		"PUT /actions {\"action_type\": \"InstanceStart\"}"; do
+		[ -n "$r" ] || continue
 		read -r m p b <<<"$r"
 		r=$(api_call "$sock" "$m" "$p" "$b")
 		[ "${r%% *}" = 204 ] || { fail "$name" "$m $p answered $r" "$log"; snap_stop; return 1; }

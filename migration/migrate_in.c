@@ -77,7 +77,9 @@ static void fail_in(struct migration *mig)
 
 static int on_config(struct migration *mig, const struct mig_frame *f, char *err, size_t errlen)
 {
+	struct vm_config cfg;
 	uint64_t size, ps;
+	unsigned vcpus;
 	const char *json;
 	size_t len;
 	int ret;
@@ -85,17 +87,19 @@ static int on_config(struct migration *mig, const struct mig_frame *f, char *err
 	ret = mig_config_decode(f->payload, f->len, &size, &ps, &json, &len, err, errlen);
 	if (ret < 0)
 		return ret;
-	config_init(&mig->cfg);
-	mig->have_cfg = true;
-	ret = config_parse_text(&mig->cfg, "the source's configuration", json, len, err, errlen);
-	if (ret < 0)
-		return ret;
-	if ((uint64_t)mig->cfg.machine.mem_size_mib << 20 != size ||
-	    (mig->cfg.machine.huge_pages == HUGE_PAGES_2M) != (ps == (2u << 20))) {
+	/* Checked now, before memory is made for it; STATE brings it again, for the VM. */
+	config_init(&cfg);
+	ret = config_parse_text(&cfg, "the source's configuration", json, len, err, errlen);
+	vcpus = cfg.machine.vcpu_count;
+	if (ret == 0 && ((uint64_t)cfg.machine.mem_size_mib << 20 != size ||
+			 (cfg.machine.huge_pages == HUGE_PAGES_2M) != (ps == (2u << 20)))) {
 		snprintf(err, errlen, "CONFIG: %" PRIu64 " bytes in %" PRIu64 "-byte pages do not match "
 			 "its machine-config", size, ps);
-		return -EPROTO;
+		ret = -EPROTO;
 	}
+	config_free(&cfg);
+	if (ret < 0)
+		return ret;
 	ret = guest_memory_create(&mig->mem, size, ps != 4096);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create %" PRIu64 " MiB of guest memory here: %s",
@@ -104,15 +108,14 @@ static int on_config(struct migration *mig, const struct mig_frame *f, char *err
 	}
 	mig->page_size = ps;
 	mig->nr_pages = size / ps;
-	mig->words = (mig->nr_pages + 63) / 64;
-	mig->present = calloc(mig->words, sizeof(uint64_t));
+	mig->present = calloc((mig->nr_pages + 63) / 64, sizeof(uint64_t));
 	if (!mig->present) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	mig->state = MIG_PRECOPY;
 	log_info("migration from %s: %u vCPUs, %" PRIu64 " MiB in %s pages; receiving memory",
-		 mig->uri.text, mig->cfg.machine.vcpu_count, size >> 20, ps == 4096 ? "4 KiB" : "2 MiB");
+		 mig->uri.text, vcpus, size >> 20, ps == 4096 ? "4 KiB" : "2 MiB");
 	return 0;
 }
 
@@ -359,7 +362,7 @@ static int on_frame(struct migration *mig, const struct mig_frame *f, char *err,
 			return 0;
 		}
 	case MIG_CONFIG:
-		if (mig->state != MIG_HANDSHAKE || mig->have_cfg)
+		if (mig->state != MIG_HANDSHAKE || mig->mem.fd >= 0)
 			break;
 		return on_config(mig, f, err, errlen);
 	case MIG_PAGES:
@@ -1020,8 +1023,6 @@ void mig_in_destroy(struct migration *mig)
 		pthread_mutex_destroy(&mig->in.lock);
 		pthread_mutex_destroy(&mig->in.write_lock);
 	}
-	if (mig->have_cfg)
-		config_free(&mig->cfg);
 	json_decref(mig->overrides);
 	if (mig->img)
 		mig->img->mig = NULL; /* the VM lives on; its memory came in long ago */

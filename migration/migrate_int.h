@@ -93,7 +93,7 @@ struct migration {
 	struct mig_conn conn;
 	char error[512];
 	uint64_t t_start, t_paused, t_running, t_end; /* CLOCK_MONOTONIC ns; 0: not yet */
-	uint64_t page_size, nr_pages, words;
+	uint64_t page_size, nr_pages;
 	uint64_t pages_precopy;  /* PAGES sent (source) or received (destination) before the VM ran */
 	uint64_t pages_postcopy; /* pages answered to a request (source) */
 	uint64_t pages_pushed;   /* pages streamed unasked after the destination ran (source) */
@@ -106,13 +106,11 @@ struct migration {
 	uint64_t *sent;          /* pages the destination has */
 	uint64_t cursor;
 	uint64_t round_bytes, round_start, last_dirty;
-	bool was_running, paused_here, logging_enabled_here, tracking;
+	bool paused_here, logging_enabled_here, tracking;
 
 	/* Destination */
 	int listen_fd;
-	struct vm_config cfg;
-	bool have_cfg;
-	struct guest_memory mem;
+	struct guest_memory mem; /* created by CONFIG (fd -1 before), filled by precopy */
 	uint64_t *present;       /* pages in mem (page_size units) */
 	struct snapshot_image *img;
 	struct mig_in in;

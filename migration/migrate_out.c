@@ -327,19 +327,29 @@ static int end_round(struct migration *mig)
 	return 0;
 }
 
+/* The next run, at or after *p, of at most max pages whose bit in map is want and that are not
+ * poisoned: moves *p to its start and returns its length, 0 when there is none. */
+static uint64_t next_pages(struct migration *mig, const uint64_t *map, bool want, uint64_t *p,
+			   uint64_t max)
+{
+	uint64_t n = 0;
+
+	while (*p < mig->nr_pages && (bit(map, *p) != want || page_poisoned(mig, *p)))
+		++*p;
+	while (*p + n < mig->nr_pages && n < max && bit(map, *p + n) == want &&
+	       !page_poisoned(mig, *p + n))
+		n++;
+	return n;
+}
+
 /* Postcopy: queues the next pages the destination lacks, unasked (PUSH), a small frame at a
  * time so that the answers to its requests do not wait long behind them; false once every
  * page went. */
 static bool push(struct migration *mig, int *ret)
 {
 	uint64_t max = PUSH_BYTES / mig->page_size ? PUSH_BYTES / mig->page_size : 1;
-	uint64_t p = mig->cursor, n = 0;
+	uint64_t p = mig->cursor, n = next_pages(mig, mig->sent, false, &p, max);
 
-	while (p < mig->nr_pages && (bit(mig->sent, p) || page_poisoned(mig, p)))
-		p++;
-	while (p + n < mig->nr_pages && n < max && !bit(mig->sent, p + n) &&
-	       !page_poisoned(mig, p + n))
-		n++;
 	mig->cursor = p + n;
 	if (n == 0)
 		return false;
@@ -357,8 +367,7 @@ static bool push(struct migration *mig, int *ret)
  * now (waiting for the peer). */
 static bool produce(struct migration *mig, int *ret)
 {
-	uint64_t max = BATCH_BYTES / mig->page_size ? BATCH_BYTES / mig->page_size : 1, p, n = 0;
-	uint64_t before;
+	uint64_t max = BATCH_BYTES / mig->page_size ? BATCH_BYTES / mig->page_size : 1, p, n;
 
 	*ret = 0;
 	if (mig->state == MIG_POSTCOPY)
@@ -366,10 +375,7 @@ static bool produce(struct migration *mig, int *ret)
 	if (mig->state != MIG_PRECOPY && mig->state != MIG_SWITCHOVER)
 		return false;
 	p = mig->cursor;
-	while (p < mig->nr_pages && (!bit(mig->dirty, p) || page_poisoned(mig, p)))
-		p++;
-	while (p + n < mig->nr_pages && n < max && bit(mig->dirty, p + n) && !page_poisoned(mig, p + n))
-		n++;
+	n = next_pages(mig, mig->dirty, true, &p, max);
 	if (n == 0) {
 		mig->cursor = mig->nr_pages;
 		if (mig->state == MIG_PRECOPY)
@@ -378,7 +384,6 @@ static bool produce(struct migration *mig, int *ret)
 			*ret = send_state(mig);
 		return *ret == 0;
 	}
-	before = mig->conn.tx_len;
 	*ret = queue_pages(mig, MIG_PAGES, p, n, &mig->pages_precopy);
 	if (*ret < 0) {
 		fail_out(mig, "reading guest memory", *ret);
@@ -388,7 +393,7 @@ static bool produce(struct migration *mig, int *ret)
 		clear_bit(mig->dirty, i);
 		set_bit(mig->sent, i);
 	}
-	mig->round_bytes += mig->conn.tx_len - before;
+	mig->round_bytes += n * mig->page_size;
 	mig->cursor = p + n;
 	return true;
 }
@@ -714,9 +719,8 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 	mig->max_downtime_ms = max_downtime_ms;
 	mig->page_size = vm->mem.page_size;
 	mig->nr_pages = vm->mem.size / mig->page_size;
-	mig->words = (mig->nr_pages + 63) / 64;
-	mig->dirty = calloc(mig->words, sizeof(uint64_t));
-	mig->sent = calloc(mig->words, sizeof(uint64_t));
+	mig->dirty = calloc((mig->nr_pages + 63) / 64, sizeof(uint64_t));
+	mig->sent = calloc((mig->nr_pages + 63) / 64, sizeof(uint64_t));
 	if (!mig->dirty || !mig->sent) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
@@ -746,7 +750,6 @@ int migration_start(struct vmm *m, const char *uri, enum mig_mode mode, unsigned
 	}
 	mig->state = MIG_CONNECTING;
 	mig->t_start = mig_now_ns();
-	mig->was_running = vm->state == VM_RUNNING;
 	ret = event_loop_add(&m->loop, fd, EPOLLIN | EPOLLOUT, on_event, mig);
 	if (ret < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-ret));

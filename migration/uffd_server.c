@@ -302,11 +302,17 @@ static void finish(struct uffd_server *s, int error)
 		log_error("uffd: cannot signal the end of the page server: %s", strerror(errno));
 }
 
+/* One step of the background walk: the next missing pages, a chunk at most. */
+static int background_step(struct uffd_server *s)
+{
+	uint64_t n = next_run(s, s->settled, false, &s->cursor, s->chunk_pages);
+
+	return n ? copy_pages(s, s->cursor, n, &s->stats.background_pages) : 0;
+}
+
 int uffd_server_fetch_missing(struct uffd_server *s)
 {
-	uint64_t p = 0, n = next_run(s, s->settled, false, &p, s->chunk_pages);
-
-	return n ? copy_pages(s, p, n, &s->stats.background_pages) : 0;
+	return background_step(s);
 }
 
 static void *serve(void *arg)
@@ -314,7 +320,6 @@ static void *serve(void *arg)
 	struct uffd_server *s = arg;
 	struct pollfd pfd[2] = { { .fd = s->uffd, .events = POLLIN },
 				 { .fd = s->cancel_fd, .events = POLLIN } };
-	uint64_t n;
 	int ret = 0;
 
 	prctl(PR_SET_NAME, "kiln-uffd");
@@ -341,8 +346,7 @@ static void *serve(void *arg)
 		} else if (s->source.pump) {
 			ret = s->source.pump(s->source.opaque, s, s->uffd);
 		} else {
-			n = next_run(s, s->settled, false, &s->cursor, s->chunk_pages);
-			ret = copy_pages(s, s->cursor, n, &s->stats.background_pages);
+			ret = background_step(s);
 		}
 	}
 	finish(s, ret);

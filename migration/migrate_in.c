@@ -259,6 +259,36 @@ static void on_broken(void *opaque, int fd, uint32_t events)
 		  mig->uri.text, mig->recover_timeout_ms);
 }
 
+/*
+ * Refuses a STATE whose poison log this kernel cannot keep: without UFFDIO_POISON the uffd thread
+ * could only leave those pages readable. 0, or -EOPNOTSUPP with the reason in err.
+ */
+static int check_poison(struct migration *mig, const struct snapshot_image *img, char *err,
+			size_t errlen)
+{
+	const struct state_section *s = state_find(&img->view, STATE_TAG_POISON, 0);
+	struct poison_log log;
+	char why[256];
+	bool can_poison;
+	size_t nr;
+	int fd;
+
+	if (!s || poison_log_init(&log) < 0)
+		return 0; /* malformed or no memory: the VM build says so */
+	nr = poison_log_decode(&log, s->data, s->len, true) == 0 ? log.nr : 0;
+	poison_log_destroy(&log);
+	if (nr == 0)
+		return 0;
+	fd = uffd_open_guest(mig->page_size, true, &can_poison, why, sizeof(why));
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	snprintf(err, errlen, "the destination cannot take a microVM with %zu poisoned range(s): "
+		 "%s (the destination's GET /capabilities: uffd_poison_reason)", nr, why);
+	return -EOPNOTSUPP;
+}
+
 /* STATE: the VM is built from it, with this memory, and started. */
 static int on_state(struct migration *mig, const struct mig_frame *f, char *err, size_t errlen)
 {
@@ -297,6 +327,9 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 		snprintf(err, errlen, "STATE: %s", why);
 		goto err;
 	}
+	ret = check_poison(mig, img, err, errlen);
+	if (ret < 0)
+		goto err;
 	/* The socket is the uffd thread's from here: blocking, with a time limit per answer. */
 	event_loop_del(&m->loop, mig->conn.fd);
 	ret = in_init(mig, mig->conn.fd, err, errlen);

@@ -16,6 +16,7 @@
 #include "device_state.h"
 #include "kvm_state_x86_64.h"
 #include "snapshot_memory.h"
+#include "uffd_server.h"
 #include "vm.h"
 
 #define PAGE 4096ull
@@ -243,23 +244,45 @@ static int count_poison(const struct snapshot_image *img, size_t *nr, char *err,
 }
 
 /*
- * An external handler fills pages with UFFDIO_COPY; on kernels where that erases a poison marker,
- * a handler that copies every page would silently make the poisoned ones readable.
+ * Whether this kernel can keep the snapshot's nr_poison poisoned ranges poisoned on the way the
+ * memory comes back. kiln's own uffd thread (File backend) needs UFFDIO_POISON. An external
+ * handler (Uffd backend) fills pages with UFFDIO_COPY; on kernels where that erases a poison
+ * marker, a handler that copies every page would silently make the poisoned ones readable. 0,
+ * or -EOPNOTSUPP with the reason in why.
  */
-static int check_external_poison(size_t nr_poison, char *why, size_t len)
+static int check_poison(size_t nr_poison, uint64_t page_size, bool external, char *why,
+			size_t len)
 {
 	char probe[256] = "";
-	int refuses;
+	bool can_poison;
+	int refuses, fd;
 
 	if (nr_poison == 0)
 		return 0;
+	if (!external) {
+		fd = uffd_open_guest(page_size, true, &can_poison, probe, sizeof(probe));
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		snprintf(why, len, "it has %zu poisoned range(s) and %s (GET /capabilities: "
+			 "uffd_poison_reason)", nr_poison, probe);
+		return -EOPNOTSUPP;
+	}
 	refuses = capabilities_uffd_copy_refuses_poison(probe, sizeof(probe));
 	if (refuses == 1)
 		return 0;
-	snprintf(why, len, "it has %zu poisoned range(s) and on this kernel UFFDIO_COPY %s, so a "
-		 "page-fault handler could turn them readable again (GET /capabilities: "
-		 "uffd_copy_refuses_poison); load it with the File backend, which never copies onto "
-		 "a poisoned page", nr_poison, refuses == 0 ? "erases a poison marker" : probe);
+	if (refuses == -EOPNOTSUPP)
+		snprintf(why, len, "it has %zu poisoned range(s) and %s: neither the Uffd nor the "
+			 "File backend can keep them poisoned here (GET /capabilities: "
+			 "uffd_poison_reason)", nr_poison, probe);
+	else
+		snprintf(why, len, "it has %zu poisoned range(s) and on this kernel UFFDIO_COPY %s%s%s, "
+			 "so a page-fault handler could turn them readable again (GET /capabilities: "
+			 "uffd_copy_refuses_poison); load it with the File backend, which never copies "
+			 "onto a poisoned page", nr_poison, refuses == 0 ? "erases a poison marker" :
+			 "may erase a poison marker (its probe failed: ", refuses == 0 ? "" : probe,
+			 refuses == 0 ? "" : ")");
 	return -EOPNOTSUPP;
 }
 
@@ -282,8 +305,8 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 		ret = snapshot_check_config(img, cfg, state_path, why, sizeof(why));
 	if (ret == 0)
 		ret = count_poison(img, &nr_poison, why, sizeof(why));
-	if (ret == 0 && uffd_socket)
-		ret = check_external_poison(nr_poison, why, sizeof(why));
+	if (ret == 0)
+		ret = check_poison(nr_poison, img->page_size, uffd_socket != NULL, why, sizeof(why));
 	if (ret == 0 && uffd_socket && !(img->uffd_socket = strdup(uffd_socket)))
 		ret = fail(why, sizeof(why), "out of memory");
 	if (ret < 0) {

@@ -2,6 +2,7 @@
 #include "capabilities.h"
 #include "kvm.h"
 #include "uffd_compat.h"
+#include "uffd_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +170,11 @@ int capabilities_uffd_copy_refuses_poison(char *err, size_t len)
 	int fd, ret;
 
 	fd = uffd_open_api(UFFD_FEATURE_POISON, NULL);
+	if (fd == -EINVAL) {
+		/* UFFDIO_API refuses a feature it does not know with EINVAL. */
+		snprintf(err, len, "%s", UFFD_NO_POISON_MSG);
+		return -EOPNOTSUPP;
+	}
 	if (fd < 0) {
 		snprintf(err, len, "UFFDIO_API with UFFD_FEATURE_POISON: %s", strerror(-fd));
 		return fd;
@@ -189,8 +195,8 @@ int capabilities_uffd_copy_refuses_poison(char *err, size_t len)
 		goto out_unmap;
 	}
 	if (!(reg.ioctls & (1ull << _UFFDIO_POISON))) {
-		ret = -ENOTSUP;
-		snprintf(err, len, "UFFDIO_REGISTER offers no UFFDIO_POISON on anonymous memory");
+		ret = -EOPNOTSUPP;
+		snprintf(err, len, "%s", UFFD_NO_POISON_MSG);
 		goto out_unmap;
 	}
 	poison.range = (struct uffdio_range){ .start = (uintptr_t)base, .len = page };
@@ -246,6 +252,33 @@ static void uffd_probe(struct uffd_report *r)
 		r->copy_refuses = ret;
 }
 
+const char *capabilities_uffd_poison_reason(bool uffd_available, const char *uffd_error,
+					    bool poison, int copy_refuses, const char *copy_error,
+					    char *buf, size_t len)
+{
+	if (!uffd_available)
+		snprintf(buf, len, "no userfaultfd here (%s): kiln can neither restore a snapshot "
+			 "nor receive a migration, poisoned or not", uffd_error && *uffd_error ?
+			 uffd_error : "unknown error");
+	else if (!poison)
+		snprintf(buf, len, "%s: snapshot loads (File and Uffd backends) and incoming "
+			 "migrations whose microVM has poisoned pages are refused, since kiln could "
+			 "only hand those pages to the guest as readable data", UFFD_NO_POISON_MSG);
+	else if (copy_refuses == 0)
+		snprintf(buf, len, "UFFDIO_COPY overwrites a poison marker on this kernel: an "
+			 "external page-fault handler (the Uffd backend) could make a poisoned page "
+			 "readable again, so snapshots with poisoned pages load with the File backend "
+			 "only (kiln's own uffd thread never copies onto a poisoned page); migrations "
+			 "keep poisoned pages");
+	else if (copy_refuses < 0)
+		snprintf(buf, len, "whether UFFDIO_COPY keeps a poison marker is unknown (%s): "
+			 "snapshots with poisoned pages load with the File backend only; migrations "
+			 "keep poisoned pages", copy_error && *copy_error ? copy_error : "no probe");
+	else
+		return NULL;
+	return buf;
+}
+
 /* The integer in dir/name, or JSON null when it cannot be read. */
 static json_t *read_count(const char *dir, const char *name)
 {
@@ -279,13 +312,15 @@ json_t *capabilities_probe(const struct capabilities_paths *paths)
 	struct capabilities_paths p = paths_resolve(paths);
 	struct uffd_report uffd;
 	struct utsname uts;
+	char reason[512];
 	json_t *total, *free_pages, *root;
 	bool hw_virt = cpuinfo_has_virt(p.cpuinfo) > 0;
 
 	uffd_probe(&uffd);
 	total = read_count(p.hugepages_2m, "nr_hugepages");
 	free_pages = read_count(p.hugepages_2m, "free_hugepages");
-	root = json_pack("{s:o, s:{s:b, s:o, s:I, s:o}, s:b, s:o, s:{s:o, s:o}, s:I, s:b, s:o, s:b}",
+	root = json_pack("{s:o, s:{s:b, s:o, s:I, s:o}, s:b, s:o, s:o, s:{s:o, s:o}, s:I, s:b, s:o, "
+			 "s:b}",
 			 "kvm", kvm_report(p.kvm, hw_virt),
 			 "uffd", "available", uffd.available, "error", string_or_null(uffd.error),
 			 "features", (json_int_t)uffd.features,
@@ -293,6 +328,10 @@ json_t *capabilities_probe(const struct capabilities_paths *paths)
 			 "uffd_poison", uffd.poison,
 			 "uffd_copy_refuses_poison",
 			 uffd.copy_refuses < 0 ? json_null() : json_boolean(uffd.copy_refuses),
+			 "uffd_poison_reason",
+			 string_or_null(capabilities_uffd_poison_reason(uffd.available, uffd.error,
+				 uffd.poison, uffd.copy_refuses, uffd.copy_error, reason,
+				 sizeof(reason))),
 			 "hugepages_2m", "total", total, "free", json_incref(free_pages),
 			 "hugepages_2m_free",
 			 (json_int_t)(json_is_integer(free_pages) ? json_integer_value(free_pages) : 0),

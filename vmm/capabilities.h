@@ -3,6 +3,8 @@
 #define KILN_CAPABILITIES_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 /* Files the probe reads; a NULL field (or a NULL struct) means the real one, shown here. */
 struct capabilities_paths {
@@ -21,6 +23,8 @@ struct capabilities_paths {
  *   uffd_poison (UFFD_FEATURE_POISON and UFFDIO_POISON offered),
  *   uffd_copy_refuses_poison (bool|null: null when UFFDIO_POISON is absent or the probe
  *                             failed; true when UFFDIO_COPY onto a poison marker fails EEXIST),
+ *   uffd_poison_reason (string|null: why some restore path cannot keep poisoned pages poisoned
+ *                       here and what kiln refuses for it; null when every path can),
  *   hugepages_2m: { total, free } (ints, null when unreadable), hugepages_2m_free (int, 0 then),
  *   memory_failure (the kernel has CONFIG_MEMORY_FAILURE), kernel_release (uname -r),
  *   memfd_hugetlb (memfd_create with MFD_HUGETLB | MFD_HUGE_2MB works).
@@ -33,9 +37,19 @@ json_t *capabilities_probe(const struct capabilities_paths *paths)
 /*
  * The probe behind uffd_copy_refuses_poison: poisons a page of a scratch mapping and copies onto
  * it with UFFDIO_COPY. 1 when the kernel refuses (EEXIST: the marker survives), 0 when the copy
- * erased the marker, -errno with the reason in err when the probe could not run (no
- * userfaultfd, no UFFD_FEATURE_POISON).
+ * erased the marker, -errno with the reason in err when the probe could not run: -EOPNOTSUPP
+ * (err UFFD_NO_POISON_MSG) when the kernel has no UFFD_FEATURE_POISON or UFFDIO_POISON, another
+ * -errno when userfaultfd itself fails.
  */
 int capabilities_uffd_copy_refuses_poison(char *err, size_t len);
+
+/*
+ * The text of uffd_poison_reason from the probe's findings (uffd_error: why userfaultfd is
+ * unavailable; copy_refuses: 1, 0 or -1 unknown, copy_error why): written into buf and returned,
+ * or NULL when userfaultfd, UFFDIO_POISON and a marker-keeping UFFDIO_COPY are all there.
+ */
+const char *capabilities_uffd_poison_reason(bool uffd_available, const char *uffd_error,
+					    bool poison, int copy_refuses, const char *copy_error,
+					    char *buf, size_t len);
 
 #endif

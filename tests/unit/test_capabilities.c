@@ -326,6 +326,8 @@ static void capabilities_probe_real_host_has_every_key_typed(void **state)
 	assert_true(json_is_boolean(member(caps, "uffd_poison", NULL)));
 	v = member(caps, "uffd_copy_refuses_poison", NULL);
 	assert_true(json_is_boolean(v) || json_is_null(v));
+	v = member(caps, "uffd_poison_reason", NULL);
+	assert_true(json_is_string(v) || json_is_null(v));
 
 	v = member(caps, "hugepages_2m", "total");
 	assert_true(json_is_integer(v) || json_is_null(v));
@@ -358,7 +360,69 @@ static void capabilities_probe_real_host_uffd_fields_consistent(void **state)
 	}
 	if (!poison)
 		assert_true(json_is_null(member(caps, "uffd_copy_refuses_poison", NULL)));
+	/* A reason exactly when some restore path cannot keep poison. */
+	assert_int_equal(json_is_null(member(caps, "uffd_poison_reason", NULL)),
+			 json_is_true(member(caps, "uffd_copy_refuses_poison", NULL)));
+	if (!poison)
+		assert_non_null(strstr(json_string_value(member(caps, "uffd_poison_reason", NULL)),
+				       json_is_true(member(caps, "uffd", "available")) ?
+				       "no UFFD_FEATURE_POISON" : "no userfaultfd"));
 	json_decref(caps);
+}
+
+static void capabilities_uffd_poison_reason_no_uffd_names_error(void **state)
+{
+	char buf[512];
+	const char *r = capabilities_uffd_poison_reason(false, "userfaultfd: Operation not permitted",
+							false, -1, "", buf, sizeof(buf));
+
+	(void)state;
+	assert_ptr_equal(r, buf);
+	assert_non_null(strstr(r, "no userfaultfd here (userfaultfd: Operation not permitted)"));
+}
+
+static void capabilities_uffd_poison_reason_no_poison_names_kernel_feature(void **state)
+{
+	char buf[512];
+	const char *r = capabilities_uffd_poison_reason(true, "", false, -1, "", buf, sizeof(buf));
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(strstr(r, "no UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches "
+				  "for 6.1"));
+	assert_non_null(strstr(r, "incoming migrations"));
+	assert_non_null(strstr(r, "are refused"));
+}
+
+static void capabilities_uffd_poison_reason_copy_erases_marker_names_uffd_backend(void **state)
+{
+	char buf[512];
+	const char *r = capabilities_uffd_poison_reason(true, "", true, 0, "", buf, sizeof(buf));
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(strstr(r, "UFFDIO_COPY overwrites a poison marker"));
+	assert_non_null(strstr(r, "File backend only"));
+}
+
+static void capabilities_uffd_poison_reason_copy_probe_failed_names_error(void **state)
+{
+	char buf[512];
+	const char *r = capabilities_uffd_poison_reason(true, "", true, -1, "mmap: No memory", buf,
+							sizeof(buf));
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(strstr(r, "unknown (mmap: No memory)"));
+}
+
+static void capabilities_uffd_poison_reason_all_present_returns_null(void **state)
+{
+	char buf[512] = "untouched";
+
+	(void)state;
+	assert_null(capabilities_uffd_poison_reason(true, "", true, 1, "", buf, sizeof(buf)));
+	assert_string_equal(buf, "untouched");
 }
 
 /* A working /dev/kvm on a CPU without svm/vmx (this host) carries a warning. */
@@ -390,6 +454,11 @@ static void capabilities_probe_real_host_leaks_no_fds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(capabilities_uffd_poison_reason_no_uffd_names_error),
+		cmocka_unit_test(capabilities_uffd_poison_reason_no_poison_names_kernel_feature),
+		cmocka_unit_test(capabilities_uffd_poison_reason_copy_erases_marker_names_uffd_backend),
+		cmocka_unit_test(capabilities_uffd_poison_reason_copy_probe_failed_names_error),
+		cmocka_unit_test(capabilities_uffd_poison_reason_all_present_returns_null),
 #define FAKE(t) cmocka_unit_test_setup_teardown(t, fake_setup, fake_teardown)
 		FAKE(capabilities_probe_missing_kvm_reports_enoent),
 		FAKE(capabilities_probe_kvm_not_a_device_reports_ioctl_error),

@@ -72,6 +72,8 @@ step "fuzz" fuzz_smoke
 step "e2e (KVM)" tests/e2e/in-l1 --timeout 2400 tests/e2e/suite kvm
 # Debian 12's stock kernel, without UFFD_FEATURE_POISON: always in an L1, whatever this host runs.
 step "e2e (stock 6.1)" tests/e2e/in-l1 --force-l1 --kernel 6.1 --timeout 900 tests/e2e/suite kvm61
+# The UFFDIO_POISON series for 6.1: applied, checked, built (cached) and booted as L1 and guests.
+step "kernel patches (6.1 + UFFDIO_POISON)" kernel-patches/build-and-test
 
 say "whole suite: $(( $(date +%s) - t0 )) s"
 echo "total: $passed passed, $failed failed"

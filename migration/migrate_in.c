@@ -266,24 +266,13 @@ static void on_broken(void *opaque, int fd, uint32_t events)
 static int check_poison(struct migration *mig, const struct snapshot_image *img, char *err,
 			size_t errlen)
 {
-	const struct state_section *s = state_find(&img->view, STATE_TAG_POISON, 0);
-	struct poison_log log;
 	char why[256];
-	bool can_poison;
-	size_t nr;
-	int fd;
+	size_t nr = 0;
 
-	if (!s || poison_log_init(&log) < 0)
-		return 0; /* malformed or no memory: the VM build says so */
-	nr = poison_log_decode(&log, s->data, s->len, true) == 0 ? log.nr : 0;
-	poison_log_destroy(&log);
-	if (nr == 0)
+	if (snapshot_count_poison(img, &nr, why, sizeof(why)) < 0 || nr == 0)
+		return 0; /* a missing or malformed log: the VM build says so */
+	if (uffd_poison_supported(mig->page_size, why, sizeof(why)) == 0)
 		return 0;
-	fd = uffd_open_guest(mig->page_size, true, &can_poison, why, sizeof(why));
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
 	snprintf(err, errlen, "the destination cannot take a microVM with %zu poisoned range(s): "
 		 "%s (the destination's GET /capabilities: uffd_poison_reason)", nr, why);
 	return -EOPNOTSUPP;

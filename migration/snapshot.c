@@ -228,13 +228,14 @@ int snapshot_check_config(const struct snapshot_image *img, struct vm_config *cf
 	return 0;
 }
 
-/* The poison log's page count, by decoding it into a scratch log. */
-static int count_poison(const struct snapshot_image *img, size_t *nr, char *err, size_t errlen)
+int snapshot_count_poison(const struct snapshot_image *img, size_t *nr, char *err, size_t errlen)
 {
 	const struct state_section *s = state_find(&img->view, STATE_TAG_POISON, 0);
 	struct poison_log log;
 	int ret;
 
+	if (!s)
+		return fail(err, errlen, "the poison log section is missing");
 	if (poison_log_init(&log) < 0)
 		return fail(err, errlen, "out of memory");
 	ret = poison_log_decode(&log, s->data, s->len, true);
@@ -254,17 +255,13 @@ static int check_poison(size_t nr_poison, uint64_t page_size, bool external, cha
 			size_t len)
 {
 	char probe[256] = "";
-	bool can_poison;
-	int refuses, fd;
+	int refuses;
 
 	if (nr_poison == 0)
 		return 0;
 	if (!external) {
-		fd = uffd_open_guest(page_size, true, &can_poison, probe, sizeof(probe));
-		if (fd >= 0) {
-			close(fd);
+		if (uffd_poison_supported(page_size, probe, sizeof(probe)) == 0)
 			return 0;
-		}
 		snprintf(why, len, "it has %zu poisoned range(s) and %s (GET /capabilities: "
 			 "uffd_poison_reason)", nr_poison, probe);
 		return -EOPNOTSUPP;
@@ -304,7 +301,7 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 	if (ret == 0)
 		ret = snapshot_check_config(img, cfg, state_path, why, sizeof(why));
 	if (ret == 0)
-		ret = count_poison(img, &nr_poison, why, sizeof(why));
+		ret = snapshot_count_poison(img, &nr_poison, why, sizeof(why));
 	if (ret == 0)
 		ret = check_poison(nr_poison, img->page_size, uffd_socket != NULL, why, sizeof(why));
 	if (ret == 0 && uffd_socket && !(img->uffd_socket = strdup(uffd_socket)))

@@ -58,6 +58,9 @@ int snapshot_open(struct snapshot_image *img, struct vm_config *cfg, const char 
 		  const char *mem_path, const char *uffd_socket, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The number of ranges in the poison log of a checked image. 0, or -errno with err set. */
+int snapshot_count_poison(const struct snapshot_image *img, size_t *nr, char *err, size_t errlen);
+
 void snapshot_close(struct snapshot_image *img);
 
 /* Checks the image's sections against its configuration, which it parses into cfg (initialised

@@ -419,6 +419,17 @@ int uffd_open_guest(uint64_t page_size, bool need_poison, bool *can_poison, char
 	return fd;
 }
 
+int uffd_poison_supported(uint64_t page_size, char *err, size_t errlen)
+{
+	bool can_poison;
+	int fd = uffd_open_guest(page_size, true, &can_poison, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
 static int open_uffd(struct uffd_server *s, bool need_poison, char *err, size_t errlen)
 {
 	static const char no_poison[] = UFFD_NO_POISON_MSG;

@@ -60,6 +60,12 @@ struct page_source page_source_file(int fd);
 int uffd_open_guest(uint64_t page_size, bool need_poison, bool *can_poison, char *err,
 		    size_t errlen);
 
+/*
+ * 0 when this kernel can place poison markers on guest memory of page_size pages, else -errno
+ * (-EOPNOTSUPP: no UFFD_FEATURE_POISON) with one line in err.
+ */
+int uffd_poison_supported(uint64_t page_size, char *err, size_t errlen);
+
 /* Why a kernel without UFFD_FEATURE_POISON cannot have poisoned pages restored. */
 #define UFFD_NO_POISON_MSG "this kernel cannot preserve poisoned pages (no " \
 	"UFFD_FEATURE_POISON; Linux 6.6+ or kiln's kernel-patches for 6.1)"

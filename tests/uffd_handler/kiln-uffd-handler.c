@@ -1,12 +1,15 @@
 /* kiln-uffd-handler: an example external page-fault handler for PUT /snapshot/load with
  * mem_backend {"backend_type": "Uffd", "backend_path": SOCKET}. It takes one connection on
  * SOCKET, receives the memory layout (JSON) and the userfaultfd, and serves every fault with
- * UFFDIO_COPY from the snapshot's memory file, until kiln closes the connection. */
+ * UFFDIO_COPY from the snapshot's memory file, until kiln closes the connection. With --eager it
+ * first copies every page, as a handler that prefetches the whole snapshot would: on a kernel
+ * whose UFFDIO_COPY erases poison markers, that would make a poisoned page readable. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +171,17 @@ static void serve(struct handler *h, uint64_t addr)
 	}
 }
 
+/* --eager: every page of every region, before any fault; EEXIST (present, or poisoned on a
+ * kernel that refuses to copy over a poison marker) is counted as present. */
+static void copy_all(struct handler *h)
+{
+	for (const struct region *r = h->regions; r < h->regions + h->nr; r++)
+		for (uint64_t off = 0; off < r->size; off += h->page_size)
+			serve(h, r->base + off);
+	printf("kiln-uffd-handler: eager copy: %" PRIu64 " pages copied, %" PRIu64 " refused "
+	       "(present or poisoned)\n", h->copied, h->present);
+}
+
 /* kiln never writes after the handshake: a readable socket means it closed the connection. */
 static int peer_closed(int sock)
 {
@@ -203,13 +217,21 @@ int main(int argc, char **argv)
 	struct handler h = { .uffd = -1 };
 	struct stat st;
 	int fd, sock, argi = 1;
+	bool eager = false;
 
-	if (argc == 5 && strcmp(argv[1], "--die-after") == 0) {
-		h.die_after = strtoull(argv[2], NULL, 10);
-		argi = 3;
+	for (; argi < argc && !strncmp(argv[argi], "--", 2); argi++) {
+		if (!strcmp(argv[argi], "--eager")) {
+			eager = true;
+		} else if (!strcmp(argv[argi], "--die-after") && argi + 1 < argc) {
+			h.die_after = strtoull(argv[++argi], NULL, 10);
+		} else {
+			argi = argc; /* unknown: usage */
+			break;
+		}
 	}
 	if (argc - argi != 2) {
-		fprintf(stderr, "usage: kiln-uffd-handler [--die-after N] SOCKET MEMORY_FILE\n");
+		fprintf(stderr, "usage: kiln-uffd-handler [--eager] [--die-after N] SOCKET "
+			"MEMORY_FILE\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -225,6 +247,8 @@ int main(int argc, char **argv)
 	sock = accept_one(argv[argi]);
 	receive_layout(&h, sock);
 	printf("kiln-uffd-handler: serving %u regions, page size %" PRIu64 "\n", h.nr, h.page_size);
+	if (eager)
+		copy_all(&h);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = h.uffd, .events = POLLIN },
 				       { .fd = sock, .events = POLLIN } };

@@ -204,23 +204,19 @@ mg_console() {
 # mg_say TEXT: a line for the guest's console (the current source's or destination's).
 mg_say() { echo "$1" >&"$mg_fd"; }
 
-# mg_still: asks the guest to stop churning and waits for its answer.
-mg_still() {
+# mg_ask WORD MARKER WHAT: says WORD to the guest and waits for one more MARKER line; WHAT names
+# the step in the failure.
+mg_ask() {
 	local n
-	n=$(mg_count "$mg_log" 'KILN-SNAP-STILL')
-	mg_say still
-	mg_wait 60 mg_at_least "$mg_log" 'KILN-SNAP-STILL' $((n + 1)) ||
-		mg_fail "$mg_who: the guest did not stop churning" "$mg_log"
+	n=$(mg_count "$mg_log" "$2")
+	mg_say "$1"
+	mg_wait 60 mg_at_least "$mg_log" "$2" $((n + 1)) ||
+		mg_fail "$mg_who: the guest did not $3" "$mg_log"
 }
 
-# mg_churn: starts the guest's churn thread.
-mg_churn() {
-	local n
-	n=$(mg_count "$mg_log" 'KILN-SNAP-CHURNING')
-	mg_say churn
-	mg_wait 60 mg_at_least "$mg_log" 'KILN-SNAP-CHURNING' $((n + 1)) ||
-		mg_fail "$mg_who: the guest did not start churning" "$mg_log"
-}
+# mg_still / mg_churn: stops, or starts, the guest's churn thread.
+mg_still() { mg_ask still KILN-SNAP-STILL 'stop churning'; }
+mg_churn() { mg_ask churn KILN-SNAP-CHURNING 'start churning'; }
 
 # mg_verify: stills the guest, has it verify every page, sets mg_verified to its answer.
 mg_verify() {

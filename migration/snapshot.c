@@ -273,13 +273,15 @@ static int check_poison(size_t nr_poison, uint64_t page_size, bool external, cha
 		snprintf(why, len, "it has %zu poisoned range(s) and %s: neither the Uffd nor the "
 			 "File backend can keep them poisoned here (GET /capabilities: "
 			 "uffd_poison_reason)", nr_poison, probe);
+	else if (refuses == 0)
+		snprintf(why, len, "it has %zu poisoned range(s) and on this kernel UFFDIO_COPY erases "
+			 "a poison marker, so a page-fault handler could turn them readable again (GET "
+			 "/capabilities: uffd_copy_refuses_poison); load it with the File backend, which "
+			 "never copies onto a poisoned page", nr_poison);
 	else
-		snprintf(why, len, "it has %zu poisoned range(s) and on this kernel UFFDIO_COPY %s%s%s, "
-			 "so a page-fault handler could turn them readable again (GET /capabilities: "
-			 "uffd_copy_refuses_poison); load it with the File backend, which never copies "
-			 "onto a poisoned page", nr_poison, refuses == 0 ? "erases a poison marker" :
-			 "may erase a poison marker (its probe failed: ", refuses == 0 ? "" : probe,
-			 refuses == 0 ? "" : ")");
+		snprintf(why, len, "it has %zu poisoned range(s) and whether UFFDIO_COPY keeps a poison "
+			 "marker is unknown (its probe failed: %s); load it with the File backend, which "
+			 "never copies onto a poisoned page", nr_poison, probe);
 	return -EOPNOTSUPP;
 }
 

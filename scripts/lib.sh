@@ -9,7 +9,8 @@ die() { printf '[kiln] error: %s\n' "$*" >&2; exit 1; }
 # The Debian packages every script may need, installed once per machine.
 KILN_PACKAGES="ninja-build gcc clang pkg-config libjansson-dev libcmocka-dev libseccomp-dev
   libmicrohttpd-dev curl libxxhash-dev liburing-dev qemu-system-x86 busybox-static cpio xz-utils
-  zstd linux-source-6.1 linux-source-6.12 bc flex bison libelf-dev libssl-dev e2fsprogs make python3-yaml python3-ply python3-git"
+  zstd linux-source-6.1 linux-source-6.12 bc flex bison libelf-dev libssl-dev e2fsprogs make python3-yaml python3-ply python3-git
+  valgrind"
 
 # install_packages: apt-get install what is missing from KILN_PACKAGES (needs root).
 install_packages() {

@@ -38,7 +38,8 @@ at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; }
 # snap_verify NAME LOG N: asks the guest to verify (the Nth time in LOG) and checks its answer.
 snap_verify() {
 	echo verify >&7
-	if ! wait_for 300 at_least "$2" 'KILN-SNAP-VERIFIED' "$3"; then
+	# The whole line: the count would see one still being written.
+	if ! wait_for 300 at_least "$2" 'KILN-SNAP-VERIFIED .* first_bad=[0-9]' "$3"; then
 		snap_threads >>"$2"
 		fail "$1" "the guest did not answer verify #$3" "$2"
 		return 1
@@ -52,7 +53,7 @@ snap_verify() {
 # snap_poison_read NAME LOG N: asks the guest to read the poisoned page (Nth time in LOG).
 snap_poison_read() {
 	echo poison >&7
-	if ! wait_for 120 at_least "$2" 'KILN-SNAP-POISON' "$3"; then
+	if ! wait_for 120 at_least "$2" 'KILN-SNAP-POISON .*(child status -\?[0-9]*)$' "$3"; then
 		snap_threads >>"$2"
 		fail "$1" "the guest did not answer poison #$3" "$2"
 		return 1

@@ -224,10 +224,14 @@ long poison_log_encode(struct poison_log *log, uint8_t *buf, size_t len)
 	return (long)need;
 }
 
-/* Checks every range before adding any, so bad input leaves the log as it was. */
+/*
+ * Checks every range before adding any, so bad input leaves the log as it was. The ranges must
+ * come in order without overlapping, as poison_log_encode writes them: then each add lands at
+ * the end of what came before, and no input can make decoding cost more than n log n.
+ */
 int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bool as_inherited)
 {
-	uint64_t count;
+	uint64_t count, prev_end = 0;
 
 	if (len < ENC_HEADER)
 		return -EINVAL;
@@ -238,8 +242,10 @@ int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bo
 		const uint8_t *p = buf + ENC_HEADER + ENC_RANGE * i;
 		uint64_t gpa = get_le(p, 8), n = get_le(p + 8, 8), origin = get_le(p + 16, 4);
 
-		if (n == 0 || n > UINT64_MAX - gpa || origin > POISON_INHERITED)
+		if (n == 0 || n > UINT64_MAX - gpa || origin > POISON_INHERITED ||
+		    (i > 0 && gpa < prev_end))
 			return -EINVAL;
+		prev_end = gpa + n;
 	}
 	for (uint64_t i = 0; i < count; i++) {
 		const uint8_t *p = buf + ENC_HEADER + ENC_RANGE * i;

@@ -55,8 +55,8 @@ json_t *poison_log_json(struct poison_log *log);
  * range u64 gpa, u64 len, u32 origin. poison_log_encoded_size gives the bytes needed;
  * poison_log_encode writes them (-ENOSPC if len is too small) and returns the bytes written;
  * poison_log_decode adds the ranges it reads to log (as origin POISON_INHERITED when
- * as_inherited) and refuses truncated input, unknown origins, zero or overflowing lengths and
- * trailing bytes with -EINVAL.
+ * as_inherited) and refuses truncated input, unknown origins, zero or overflowing lengths,
+ * ranges out of order or overlapping, and trailing bytes with -EINVAL.
  */
 size_t poison_log_encoded_size(struct poison_log *log);
 long poison_log_encode(struct poison_log *log, uint8_t *buf, size_t len);

@@ -314,9 +314,42 @@ static void poison_log_decode_bad_input_fails_einval_log_unchanged(void **state)
 	put64(bad + 4 + 20, UINT64_MAX - 0xfff); /* gpa + len wraps */
 	put64(bad + 4 + 20 + 8, 0x2000);
 	assert_int_equal(poison_log_decode(log, bad, sizeof(good), false), -EINVAL);
+	memcpy(bad, good, sizeof(good));
+	put64(bad + 4 + 20, 0x1000); /* the second range overlaps the first */
+	assert_int_equal(poison_log_decode(log, bad, sizeof(good), false), -EINVAL);
+	put64(bad + 4 + 20, 0x0); /* out of order */
+	assert_int_equal(poison_log_decode(log, bad, sizeof(good), false), -EINVAL);
 	assert_int_equal(log->nr, 0); /* no range added by any of them */
+	put64(bad + 4 + 20, 0x2000); /* touching the first is in order */
+	assert_int_equal(poison_log_decode(log, bad, sizeof(good), false), 0);
+	assert_int_equal(log->nr, 2);
+	poison_log_destroy(log);
+	assert_int_equal(poison_log_init(log), 0);
 	assert_int_equal(poison_log_decode(log, good, sizeof(good), false), 0);
 	assert_int_equal(log->nr, 2);
+}
+
+/* The largest log a state file can hold in descending order once took hours to decode. */
+static void poison_log_decode_descending_refused_fast(void **state)
+{
+	struct poison_log *log = *state;
+	enum { N = 200000 };
+	size_t len = 4 + 20 * (size_t)N;
+	uint8_t *buf = calloc(1, len);
+
+	assert_non_null(buf);
+	buf[0] = N & 0xff, buf[1] = (N >> 8) & 0xff, buf[2] = (N >> 16) & 0xff;
+	for (size_t i = 0; i < N; i++) {
+		put64(buf + 4 + 20 * i, (uint64_t)(N - i) * 2 * PAGE);
+		put64(buf + 4 + 20 * i + 8, PAGE);
+	}
+	assert_int_equal(poison_log_decode(log, buf, len, true), -EINVAL);
+	assert_int_equal(log->nr, 0);
+	for (size_t i = 0; i < N; i++) /* the same ranges ascending */
+		put64(buf + 4 + 20 * i, (uint64_t)(i + 1) * 2 * PAGE);
+	assert_int_equal(poison_log_decode(log, buf, len, true), 0);
+	assert_int_equal(log->nr, N);
+	free(buf);
 }
 
 /* --- the guard, against a real SIGBUS --- */
@@ -542,6 +575,7 @@ int main(void)
 		TL(poison_log_encode_golden_bytes),
 		TL(poison_log_decode_round_trip_same_ranges),
 		TL(poison_log_decode_bad_input_fails_einval_log_unchanged),
+		TL(poison_log_decode_descending_refused_fast),
 		cmocka_unit_test(poison_guard_copy_sigbus_fails_ehwpoison),
 		TG(guest_memory_ptr_poisoned_range_null),
 		TG(guest_memory_read_write_poisoned_fail_ehwpoison),

@@ -231,17 +231,15 @@ int snapshot_check_config(const struct snapshot_image *img, struct vm_config *cf
 int snapshot_count_poison(const struct snapshot_image *img, size_t *nr, char *err, size_t errlen)
 {
 	const struct state_section *s = state_find(&img->view, STATE_TAG_POISON, 0);
-	struct poison_log log;
-	int ret;
+	long n;
 
 	if (!s)
 		return fail(err, errlen, "the poison log section is missing");
-	if (poison_log_init(&log) < 0)
-		return fail(err, errlen, "out of memory");
-	ret = poison_log_decode(&log, s->data, s->len, true);
-	*nr = log.nr;
-	poison_log_destroy(&log);
-	return ret < 0 ? fail(err, errlen, "the poison log section is malformed") : 0;
+	n = poison_log_check_encoded(s->data, s->len);
+	if (n < 0)
+		return fail(err, errlen, "the poison log section is malformed");
+	*nr = (size_t)n;
+	return 0;
 }
 
 /*

@@ -91,10 +91,19 @@ static int reserve(struct poison_log *log, size_t need)
  */
 static int add_locked(struct poison_log *log, uint64_t gpa, uint64_t end, enum poison_origin origin)
 {
-	size_t lo = first_ending_after(log, gpa), hi, n = 0;
+	size_t lo, hi, n = 0;
 	struct poison_range *out;
 	uint64_t cursor = gpa;
 
+	/* Past the last range, not touching it: how a log decoded in order grows. */
+	if (!log->nr || gpa > range_end(&log->ranges[log->nr - 1])) {
+		if (reserve(log, log->nr + 1) < 0)
+			return -ENOMEM;
+		log->ranges[log->nr++] = (struct poison_range){ gpa, end - gpa, origin };
+		atomic_store_explicit(&log->count, log->nr, memory_order_release);
+		return 0;
+	}
+	lo = first_ending_after(log, gpa);
 	if (lo > 0 && range_end(&log->ranges[lo - 1]) == gpa)
 		lo--;
 	for (hi = lo; hi < log->nr && log->ranges[hi].gpa <= end; hi++)
@@ -224,12 +233,7 @@ long poison_log_encode(struct poison_log *log, uint8_t *buf, size_t len)
 	return (long)need;
 }
 
-/*
- * Checks every range before adding any, so bad input leaves the log as it was. The ranges must
- * come in order without overlapping, as poison_log_encode writes them: then each add lands at
- * the end of what came before, and no input can make decoding cost more than n log n.
- */
-int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bool as_inherited)
+long poison_log_check_encoded(const uint8_t *buf, size_t len)
 {
 	uint64_t count, prev_end = 0;
 
@@ -247,7 +251,20 @@ int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bo
 			return -EINVAL;
 		prev_end = gpa + n;
 	}
-	for (uint64_t i = 0; i < count; i++) {
+	return (long)count;
+}
+
+/*
+ * Checks every range before adding any, so bad input leaves the log as it was. Ranges in order
+ * land at the end of what came before, so no input makes decoding cost more than n log n.
+ */
+int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bool as_inherited)
+{
+	long count = poison_log_check_encoded(buf, len);
+
+	if (count < 0)
+		return (int)count;
+	for (long i = 0; i < count; i++) {
 		const uint8_t *p = buf + ENC_HEADER + ENC_RANGE * i;
 		enum poison_origin origin = as_inherited ? POISON_INHERITED
 							 : (enum poison_origin)get_le(p + 16, 4);

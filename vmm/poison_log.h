@@ -54,12 +54,14 @@ json_t *poison_log_json(struct poison_log *log);
  * Fixed-width little-endian encoding for snapshots and migration streams: u32 count, then per
  * range u64 gpa, u64 len, u32 origin. poison_log_encoded_size gives the bytes needed;
  * poison_log_encode writes them (-ENOSPC if len is too small) and returns the bytes written;
- * poison_log_decode adds the ranges it reads to log (as origin POISON_INHERITED when
- * as_inherited) and refuses truncated input, unknown origins, zero or overflowing lengths,
- * ranges out of order or overlapping, and trailing bytes with -EINVAL.
+ * poison_log_check_encoded returns the number of ranges in an encoded log, or -EINVAL for
+ * truncated input, unknown origins, zero or overflowing lengths, ranges out of order or
+ * overlapping, and trailing bytes; poison_log_decode refuses the same input with -EINVAL,
+ * else adds the ranges to log (as origin POISON_INHERITED when as_inherited).
  */
 size_t poison_log_encoded_size(struct poison_log *log);
 long poison_log_encode(struct poison_log *log, uint8_t *buf, size_t len);
+long poison_log_check_encoded(const uint8_t *buf, size_t len);
 int poison_log_decode(struct poison_log *log, const uint8_t *buf, size_t len, bool as_inherited)
 	__attribute__((warn_unused_result));
 

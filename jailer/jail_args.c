@@ -213,6 +213,7 @@ static int add_copy(struct jail_args *a, const char *arg, char *err, size_t errl
 {
 	const char *sep = NULL, *base;
 	struct jail_copy_in *c;
+	size_t skip;
 	int ret;
 
 	/* The last ":/" splits SRC from DST, so a SRC may hold ':' as long as no DST follows. */
@@ -244,6 +245,9 @@ static int add_copy(struct jail_args *a, const char *arg, char *err, size_t errl
 	if (c->dst[strlen(c->dst) - 1] == '/')
 		return bad(err, errlen, "--copy-in \"%s\": DST must name a file, not \"%s\"", arg,
 			   c->dst);
+	/* One leading '/': the jailer compares DST with "/<exec name>", which "//kiln" would pass. */
+	skip = strspn(c->dst, "/") - 1;
+	memmove(c->dst, c->dst + skip, strlen(c->dst + skip) + 1);
 	return 0;
 }
 

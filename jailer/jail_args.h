@@ -26,7 +26,7 @@ struct jail_cgroup_value {
 /* One --copy-in SRC[:DST]. */
 struct jail_copy_in {
 	char *src; /* absolute path on the host */
-	char *dst; /* absolute path inside the jail */
+	char *dst; /* absolute path inside the jail, with one leading '/' */
 };
 
 struct jail_args {

@@ -232,6 +232,22 @@ static void parse_copy_in_colon_without_dst_keeps_src(void **state)
 	assert_string_equal(f->a.copies[1].dst, "/in/z");
 }
 
+/* jailer.c refuses a DST of "/<exec name>" (it would replace the exec file): "//kiln" is the
+ * same file, and must reach that check spelled the same way. */
+static void parse_copy_in_dst_leading_slashes_one_slash(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(PARSE(f, REQUIRED, "--copy-in", "/img/k://kiln", "--copy-in",
+			       "/img/v:///boot//../x"), -EINVAL);
+	assert_int_equal(PARSE(f, REQUIRED, "--copy-in", "/img/k://kiln", "--copy-in",
+			       "/img/v:///boot/vmlinux", "--copy-in", "//img//"), -EINVAL);
+	assert_int_equal(PARSE(f, REQUIRED, "--copy-in", "/img/k://kiln", "--copy-in",
+			       "/img/v:///boot/vmlinux"), 0);
+	assert_string_equal(f->a.copies[0].dst, "/kiln");
+	assert_string_equal(f->a.copies[1].dst, "/boot/vmlinux");
+}
+
 static void parse_unknown_or_misused_flag_fails(void **state)
 {
 	struct fixture *f = *state;
@@ -396,6 +412,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(parse_bad_resource_limit_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(parse_bad_paths_fail, setup, teardown),
 		cmocka_unit_test_setup_teardown(parse_copy_in_colon_without_dst_keeps_src, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(parse_copy_in_dst_leading_slashes_one_slash, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(parse_unknown_or_misused_flag_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(parse_help_stops_early, setup, teardown),

@@ -40,6 +40,7 @@
 #include "api.h"
 #include "log.h"
 #include "vmm.h"
+#include "fuzz_fail.h"
 
 /* Smaller than Firecracker's 51200, so that bodies over the limit fit in -max_len=8192. */
 #define FUZZ_MAX_PAYLOAD 4096
@@ -75,18 +76,6 @@ struct fuzz {
 
 /* libFuzzer's entry points take no context: the harness's one state, set up once. */
 static struct fuzz fz;
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_api: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 /*
  * PUT /logger and PUT /metrics open the path they are given, creating the file. A fuzzed path

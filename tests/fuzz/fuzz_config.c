@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "device_config.h"
+#include "fuzz_fail.h"
 
 #define NAME "vm.json"
 
@@ -41,18 +42,6 @@ static const char full_text[] =
 	"\"metrics\": {\"metrics_path\": \"/m\"}, \"serial\": {\"serial_out_path\": \"/s\"}}";
 
 static bool log_stderr; /* KILN_FUZZ_LOG is set */
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_config: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 static bool valid_utf8(const char *s)
 {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "jail_elf.h"
+#include "fuzz_fail.h"
 
 #define ERR_LEN 512
 
@@ -34,18 +35,6 @@ int __wrap_open(const char *path, int flags, ...);
 static bool log_stderr; /* KILN_FUZZ_LOG is set */
 static int exe_fd = -1; /* the memfd holding the input */
 static char exe_path[64];
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_elf: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 static bool under(const char *path, const char *dir)
 {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "jail_args.h"
+#include "fuzz_fail.h"
 
 #define MAX_ARGS 256
 
@@ -27,18 +28,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool log_stderr; /* KILN_FUZZ_LOG is set */
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_jailer: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 /* Whether path has a ".", ".." or empty component; leading and trailing '/'s aside, as
  * Linux reads them (jail_args.c's rule). */

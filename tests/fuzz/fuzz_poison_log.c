@@ -27,6 +27,7 @@
 #include "fuzz_input.h"
 #include "le.h"
 #include "poison_log.h"
+#include "fuzz_fail.h"
 
 #define ENC_HEADER 4u
 #define ENC_RANGE 20u
@@ -37,18 +38,6 @@ struct model {
 	struct poison_range *r;
 	size_t nr, cap;
 };
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_poison_log: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 static void model_push(struct model *m, uint64_t gpa, uint64_t end, enum poison_origin origin)
 {

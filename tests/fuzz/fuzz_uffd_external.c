@@ -48,6 +48,7 @@
 #include "seccomp_filter.h"
 #include "uffd_compat.h"
 #include "uffd_external.h"
+#include "fuzz_fail.h"
 
 #define PAGE 4096ull
 #define MSG_REGIONS 4  /* more than kiln's GUEST_MEM_MAX_REGIONS: the builder takes any */
@@ -68,18 +69,6 @@ static struct {
 static bool log_stderr; /* KILN_FUZZ_LOG is set */
 static sigjmp_buf bus_jump;
 static volatile sig_atomic_t bus_expected;
-
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_uffd_external: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	__builtin_trap();
-}
 
 /* uffd_server.c's uffd thread loads it; that thread never starts here. */
 int seccomp_filter_install(enum seccomp_thread t)

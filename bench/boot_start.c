@@ -23,43 +23,27 @@
  * The log holds every line of every instance: "[ms since the first fork] [instance] line",
  * with "err:" before the monitor's own (stderr) lines. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "monio.h"
 
 #define MAX_VMS 16
 #define MAX_PUTS 8
 
-/* One of a monitor's output streams and what was read of it but not yet split into lines. */
-struct stream {
-	int fd; /* -1 once it ended */
-	size_t len;
-	char buf[16384];
-};
-
 /* One started monitor. */
 struct vm {
 	pid_t pid;
-	struct stream con, err; /* stdout (the guest's console) and stderr */
+	struct monio_stream con, err; /* stdout (the guest's console) and stderr */
 	double started, marked; /* marked: when its marker line was read, or -1 */
 	int result;		/* 0 until its KILN-RESULT line, then 1 (PASS) or -1 */
 	char last[512];		/* its last console line, for a failure message */
-};
-
-/* An API or QMP connection and the bytes read from it but not yet consumed. */
-struct peer {
-	int fd;
-	size_t len;
-	char buf[16384];
 };
 
 /* What one boot_start run measures: the command, its instances and the log of their lines. */
@@ -72,83 +56,54 @@ struct bench {
 	int n; /* started */
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int fail(const char *fmt, const char *what)
-{
-	fprintf(stderr, "boot_start: ");
-	fprintf(stderr, fmt, what);
-	fputc('\n', stderr);
-	return -1;
-}
-
 /* Logs and drops every complete line of st (all of it when flush), noting vm's marker and
  * result lines when st is its console. */
-static void scan_lines(struct bench *b, struct vm *vm, struct stream *st, bool flush)
+static void scan_lines(struct bench *b, struct vm *vm, struct monio_stream *st, bool flush)
 {
-	char *nl;
+	char *line;
+	size_t len;
 
-	while ((nl = memchr(st->buf, '\n', st->len)) || (flush && st->len)) {
-		size_t n = nl ? (size_t)(nl - st->buf) + 1 : st->len;
-		char *line = st->buf;
-
-		line[nl ? n - 1 : n] = '\0';
+	while ((line = monio_line(st, flush, &len))) {
 		if (b->log)
-			fprintf(b->log, "[%9.1f] [%d] %s%s\n", now_ms() - b->since, (int)(vm - b->vms),
-				st == &vm->err ? "err: " : "", line);
+			fprintf(b->log, "[%9.1f] [%d] %s%s\n", monio_now_ms() - b->since,
+				(int)(vm - b->vms), st == &vm->err ? "err: " : "", line);
 		if (st == &vm->con) {
 			snprintf(vm->last, sizeof(vm->last), "%.500s", line);
 			if (vm->marked < 0 && strstr(line, b->marker))
-				vm->marked = now_ms();
+				vm->marked = monio_now_ms();
 			if (!vm->result && strstr(line, "KILN-RESULT "))
 				vm->result = strstr(line, " PASS") ? 1 : -1;
 		}
-		memmove(st->buf, st->buf + n, st->len - n);
-		st->len -= n;
+		monio_drop(st, len);
 	}
 }
 
 /* Reads what st has into its buffer (a line too long for it is logged in pieces); at its end or
  * on an error, st->fd becomes -1. */
-static void read_stream(struct bench *b, struct vm *vm, struct stream *st)
+static void read_stream(struct bench *b, struct vm *vm, struct monio_stream *st)
 {
-	ssize_t n;
-
-	if (st->len + 1 >= sizeof(st->buf))
+	if (monio_full(st))
 		scan_lines(b, vm, st, true);
-	n = read(st->fd, st->buf + st->len, sizeof(st->buf) - 1 - st->len);
-	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-		close(st->fd);
-		st->fd = -1;
-	} else if (n > 0) {
-		st->len += (size_t)n;
-	}
+	monio_read(st);
 	scan_lines(b, vm, st, st->fd < 0);
 }
 
 /* Waits up to ms for output from every started monitor and, when p, for p's socket. Returns 1
  * when p's socket gave bytes, 0 otherwise, -1 when p's peer hung up or the deadline passed. */
-static int pump(struct bench *b, struct peer *p, int ms)
+static int pump(struct bench *b, struct monio_peer *p, int ms)
 {
 	struct pollfd fds[2 * MAX_VMS + 1];
 	int i, nfds = 0;
-	ssize_t n;
 
-	if (now_ms() > b->deadline)
-		return fail("%s", "timed out");
+	if (monio_now_ms() > b->deadline)
+		return monio_fail("timed out");
 	for (i = 0; i < b->n; i++) {
 		fds[nfds++] = (struct pollfd){ .fd = b->vms[i].con.fd, .events = POLLIN };
 		fds[nfds++] = (struct pollfd){ .fd = b->vms[i].err.fd, .events = POLLIN };
 	}
 	fds[nfds++] = (struct pollfd){ .fd = p ? p->fd : -1, .events = POLLIN };
 	if (poll(fds, (nfds_t)nfds, ms) < 0)
-		return errno == EINTR ? 0 : fail("poll: %s", strerror(errno));
+		return errno == EINTR ? 0 : monio_fail("poll: %s", strerror(errno));
 	for (i = 0; i < b->n; i++) {
 		if (fds[2 * i].revents)
 			read_stream(b, &b->vms[i], &b->vms[i].con);
@@ -157,14 +112,7 @@ static int pump(struct bench *b, struct peer *p, int ms)
 	}
 	if (!p || !fds[nfds - 1].revents)
 		return 0;
-	if (p->len + 1 >= sizeof(p->buf))
-		return fail("%s", "an oversized answer on the socket");
-	n = read(p->fd, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
-	if (n <= 0)
-		return fail("%s", "the socket's peer hung up");
-	p->len += (size_t)n;
-	p->buf[p->len] = '\0';
-	return 1;
+	return monio_peer_read(p) < 0 ? -1 : 1;
 }
 
 /* Whether vm's monitor has ended: both its streams closed (then it is reaped). */
@@ -179,37 +127,29 @@ static bool vm_ended(struct vm *vm)
 	return true;
 }
 
+/* The wait for monio's calls (the API or QMP socket of the only instance): pump, and while the
+ * socket is not there yet, giving up once the monitor has ended. */
+static int peer_wait(void *ctx, struct monio_peer *p, int ms)
+{
+	struct bench *b = ctx;
+
+	if (!p && vm_ended(&b->vms[0]))
+		return -1;
+	return pump(b, p, ms);
+}
+
 /* Starts the command as the next instance, its output on pipes, in a process group of its
  * own: 0, or -1. */
 static int vm_start(struct bench *b)
 {
 	struct vm *vm = &b->vms[b->n];
-	int out[2], err[2], devnull;
 
 	if (b->n >= MAX_VMS)
-		return fail("%s", "too many instances");
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-		return fail("pipe: %s", strerror(errno));
+		return monio_fail("too many instances");
 	vm->marked = -1;
-	vm->started = now_ms();
-	vm->pid = fork();
+	vm->pid = monio_spawn(b->argv, NULL, &vm->con.fd, &vm->err.fd, &vm->started);
 	if (vm->pid < 0)
-		return fail("fork: %s", strerror(errno));
-	if (vm->pid == 0) {
-		setpgid(0, 0);
-		devnull = open("/dev/null", O_RDONLY);
-		dup2(devnull, STDIN_FILENO);
-		dup2(out[1], STDOUT_FILENO);
-		dup2(err[1], STDERR_FILENO);
-		execvp(b->argv[0], b->argv);
-		fprintf(stderr, "boot_start: exec %s: %s\n", b->argv[0], strerror(errno));
-		_exit(127);
-	}
-	setpgid(vm->pid, vm->pid);
-	close(out[1]);
-	close(err[1]);
-	vm->con.fd = out[0];
-	vm->err.fd = err[0];
+		return -1;
 	b->n++;
 	return 0;
 }
@@ -217,9 +157,8 @@ static int vm_start(struct bench *b)
 /* Fails for vm, with its last console line. */
 static int vm_fail(struct bench *b, struct vm *vm, const char *why)
 {
-	fprintf(stderr, "boot_start: instance %d: %s; its last console line: %s\n",
-		(int)(vm - b->vms), why, vm->last);
-	return -1;
+	return monio_fail("instance %d: %s; its last console line: %s", (int)(vm - b->vms), why,
+			  vm->last);
 }
 
 /* Waits until every started guest has passed and every monitor has ended: 0, or -1. */
@@ -233,7 +172,7 @@ static int wait_all(struct bench *b)
 			struct vm *vm = &b->vms[i];
 
 			if (vm->result < 0)
-				return fail("a guest failed: %s", vm->last);
+				return monio_fail("a guest failed: %s", vm->last);
 			if (!vm_ended(vm)) {
 				open++;
 			} else if (vm->marked < 0 || vm->result == 0) {
@@ -259,134 +198,33 @@ static int wait_marker(struct bench *b, struct vm *vm)
 	return 0;
 }
 
-/* Connects to the unix socket at path once the monitor creates it: 0 with p ready, or -1. */
-static int connect_wait(struct bench *b, struct peer *p, const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return fail("socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
-	for (;;) {
-		p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (p->fd < 0)
-			return fail("socket: %s", strerror(errno));
-		if (connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return 0;
-		close(p->fd);
-		p->fd = -1;
-		if (vm_ended(&b->vms[0]) || pump(b, NULL, 5) < 0)
-			return fail("no socket at %s", path);
-	}
-}
-
-/* Writes req (len bytes) to p; *t0 (when given) is read right before the write: 0, or -1. */
-static int send_all(struct peer *p, const char *req, size_t len, double *t0)
-{
-	if (t0)
-		*t0 = now_ms();
-	return write(p->fd, req, len) == (ssize_t)len ? 0 : fail("write: %s", strerror(errno));
-}
-
-/* Sends one HTTP request on p and reads the whole answer: its status, or -1. An answer other
- * than 2xx is printed with its body. *t0 as for send_all. */
-static int http(struct bench *b, struct peer *p, const char *method, const char *path,
-		const char *body, double *t0)
-{
-	char req[4096], *end, *cl;
-	size_t need = 0;
-	int n, status;
-
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-		     method, path, strlen(body), body);
-	if (n < 0 || (size_t)n >= sizeof(req) || send_all(p, req, (size_t)n, t0) < 0)
-		return fail("cannot send %s", path);
-	for (;;) {
-		end = strstr(p->buf, "\r\n\r\n");
-		if (end) {
-			cl = strcasestr(p->buf, "\r\nContent-Length:");
-			need = (size_t)(end - p->buf) + 4 +
-			       (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
-			if (p->len >= need)
-				break;
-		}
-		if (pump(b, p, 100) < 0)
-			return fail("no answer to %s", path);
-	}
-	if (sscanf(p->buf, "HTTP/1.%*d %d", &status) != 1)
-		return fail("a broken answer to %s", path);
-	if (status / 100 != 2)
-		fprintf(stderr, "boot_start: %s %s answered %.*s\n", method, path, (int)need, p->buf);
-	memmove(p->buf, p->buf + need, p->len - need + 1);
-	p->len -= need;
-	return status;
-}
-
-/* Reads QMP lines until one holds want: 0, or -1 on an error answer or no such line. */
-static int qmp_wait(struct bench *b, struct peer *p, const char *want)
-{
-	char *nl;
-
-	for (;;) {
-		while ((nl = strchr(p->buf, '\n'))) {
-			size_t n = (size_t)(nl - p->buf) + 1;
-			bool hit, bad;
-
-			*nl = '\0';
-			hit = strstr(p->buf, want);
-			bad = strstr(p->buf, "\"error\"");
-			if (bad)
-				fprintf(stderr, "boot_start: QMP: %s\n", p->buf);
-			memmove(p->buf, p->buf + n, p->len - n + 1);
-			p->len -= n;
-			if (bad)
-				return -1;
-			if (hit)
-				return 0;
-		}
-		if (pump(b, p, 100) < 0)
-			return fail("no QMP line holding %s", want);
-	}
-}
-
-/* Sends one QMP command and waits for its return: 0, or -1. *t0 as for send_all. */
-static int qmp(struct bench *b, struct peer *p, const char *cmd, double *t0)
-{
-	char line[256];
-	int n = snprintf(line, sizeof(line), "%s\n", cmd);
-
-	if (n < 0 || (size_t)n >= sizeof(line) || send_all(p, line, (size_t)n, t0) < 0)
-		return fail("cannot send %s", cmd);
-	return qmp_wait(b, p, "\"return\"");
-}
-
 /* kiln or qemu: one monitor, configured, then started and timed. */
 static int timed_start(struct bench *b, bool kiln, const char *sock, char **reqs, int nreqs)
 {
-	static struct peer p = { .fd = -1 };
+	static struct monio_peer p = { .fd = -1, .wait = peer_wait };
 	struct vm *vm = &b->vms[0];
 	double t0, answered;
 	int i;
 
-	if (vm_start(b) < 0 || connect_wait(b, &p, sock) < 0)
+	p.ctx = b;
+	if (vm_start(b) < 0 || monio_connect(&p, sock, 5) < 0)
 		return -1;
 	if (kiln) {
 		for (i = 0; i < nreqs; i++)
-			if (http(b, &p, "PUT", reqs[2 * i], reqs[2 * i + 1], NULL) != 204)
+			if (monio_http(&p, "PUT", reqs[2 * i], reqs[2 * i + 1], NULL) != 204)
 				return -1;
-	} else if (qmp_wait(b, &p, "\"QMP\"") < 0 ||
-		   qmp(b, &p, "{\"execute\": \"qmp_capabilities\"}", NULL) < 0) {
+	} else if (monio_qmp_wait(&p, "\"QMP\"", NULL) < 0 ||
+		   monio_qmp(&p, "{\"execute\": \"qmp_capabilities\"}", NULL) < 0) {
 		return -1;
 	}
 	if (b->log)
 		fprintf(b->log, "[%9.1f] boot_start: the start request goes now\n",
-			now_ms() - b->since);
-	if (kiln ? http(b, &p, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", &t0) != 204
-		 : qmp(b, &p, "{\"execute\": \"cont\"}", &t0) < 0)
+			monio_now_ms() - b->since);
+	if (kiln ? monio_http(&p, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+			      &t0) != 204
+		 : monio_qmp(&p, "{\"execute\": \"cont\"}", &t0) < 0)
 		return -1;
-	answered = now_ms();
+	answered = monio_now_ms();
 	if (wait_marker(b, vm) < 0)
 		return -1;
 	close(p.fd);
@@ -400,7 +238,7 @@ static int timed_start(struct bench *b, bool kiln, const char *sock, char **reqs
 /* rate: n instances, par at a time. */
 static int rate(struct bench *b, int n, int par)
 {
-	double t0 = now_ms(), last = 0;
+	double t0 = monio_now_ms(), last = 0;
 	int i, marked;
 
 	for (;;) {
@@ -444,7 +282,7 @@ int main(int argc, char **argv)
 	char *reqs[2 * MAX_PUTS];
 	int argi, nreqs = 0, n = 0, par = 0, rc, i;
 	unsigned timeout_s = 300;
-	const char *mode, *sock = NULL;
+	const char *mode, *sock = NULL, *log = NULL;
 
 	if (argc < 4)
 		return usage();
@@ -465,23 +303,17 @@ int main(int argc, char **argv)
 		reqs[2 * nreqs + 1] = argv[argi + 2];
 		nreqs++, argi += 3;
 	}
-	if (argi + 1 < argc && strcmp(argv[argi], "--log") == 0) {
-		b.log = fopen(argv[argi + 1], "we");
+	argi = monio_options(argc, argv, argi, &log, &timeout_s);
+	if (log) {
+		b.log = fopen(log, "we");
 		if (b.log)
 			setvbuf(b.log, NULL, _IOLBF, 0);
-		argi += 2;
 	}
-	if (argi + 1 < argc && strcmp(argv[argi], "--timeout") == 0) {
-		timeout_s = (unsigned)strtoul(argv[argi + 1], NULL, 10);
-		argi += 2;
-	}
-	if (argi < argc && strcmp(argv[argi], "--") == 0)
-		argi++;
 	if (argi >= argc)
 		return usage();
 	b.argv = argv + argi;
 	signal(SIGPIPE, SIG_IGN);
-	b.since = now_ms();
+	b.since = monio_now_ms();
 	b.deadline = b.since + timeout_s * 1e3;
 	if (sock)
 		rc = timed_start(&b, mode[0] == 'k', sock, reqs, nreqs);

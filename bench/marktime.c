@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "monio.h"
 
 /* The child, for the alarm handler: a single-purpose tool's one global. */
 static volatile pid_t child;
@@ -17,14 +18,6 @@ static void on_alarm(int sig)
 	(void)sig;
 	if (child > 0)
 		kill(child, SIGKILL);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Reads the kB value of field (e.g. "RssAnon:") from /proc/pid/status, or -1. */
@@ -49,7 +42,7 @@ int main(int argc, char **argv)
 {
 	long anon = -1, file = -1, shmem = -1;
 	double t0, marked = -1;
-	const char *marker;
+	const char *marker, *log_path = NULL;
 	FILE *log = NULL, *in;
 	int fds[2], status, argi = 2;
 	unsigned timeout_s = 0;
@@ -61,19 +54,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	marker = argv[1];
-	if (strcmp(argv[argi], "--log") == 0 && argc > argi + 1) {
-		log = fopen(argv[argi + 1], "we");
-		argi += 2;
-	}
-	if (argi + 1 < argc && strcmp(argv[argi], "--timeout") == 0) {
-		timeout_s = (unsigned)strtoul(argv[argi + 1], NULL, 10);
-		argi += 2;
-	}
-	if (argi < argc && strcmp(argv[argi], "--") == 0)
-		argi++;
+	argi = monio_options(argc, argv, argi, &log_path, &timeout_s);
+	if (log_path)
+		log = fopen(log_path, "we");
 	if (argi >= argc || pipe(fds) < 0)
 		return 2;
-	t0 = now_ms();
+	t0 = monio_now_ms();
 	pid = fork();
 	if (pid == 0) {
 		dup2(fds[1], STDOUT_FILENO);
@@ -95,7 +81,7 @@ int main(int argc, char **argv)
 		if (log)
 			fputs(line, log);
 		if (marked < 0 && strstr(line, marker)) {
-			marked = now_ms() - t0;
+			marked = monio_now_ms() - t0;
 			anon = status_kib(pid, "RssAnon:");
 			file = status_kib(pid, "RssFile:");
 			shmem = status_kib(pid, "RssShmem:");
@@ -104,8 +90,8 @@ int main(int argc, char **argv)
 	waitpid(pid, &status, 0);
 	printf("marker_ms=%.1f total_ms=%.1f exit=%d rss_anon_kib=%ld rss_file_kib=%ld "
 	       "rss_shmem_kib=%ld\n",
-	       marked, now_ms() - t0, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-	       anon, file, shmem);
+	       marked, monio_now_ms() - t0,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), anon, file, shmem);
 	if (log)
 		fclose(log);
 	return marked < 0;

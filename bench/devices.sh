@@ -16,6 +16,12 @@ blk_bench() {
 # bench_field LINE KEY: the value of KEY=VALUE in LINE.
 bench_field() { grep -o "$2=[0-9.]*" <<<"$1" | cut -d= -f2; }
 
+# dev_median NAME KEY: the median of KEY over the runs in $work/dev-NAME.runs (a line each).
+dev_median() { grep -o "$2=[0-9.]*" "$work/dev-$1.runs" | cut -d= -f2 | median; }
+
+# Runs per monitor and figure, alternating: bench/run's RUNS.
+dev_runs=${runs:-1}
+
 # net_bench NAME CMD...: the agent's net test (32 MiB each way over TCP to a host peer on the
 # TAP); prints "tx_mbps=.. rx_mbps=..".
 net_bench() {
@@ -30,7 +36,7 @@ net_bench() {
 		sleep 0.1
 	done
 	timeout --kill-after=5 300 "$@" </dev/null >"$work/$name.log" 2>&1 || true
-	kill "$py" 2>/dev/null
+	kill "$py" 2>/dev/null || true
 	wait "$py" 2>/dev/null || true
 	net_tap_down
 	res=$(grep -o 'KILN-RESULT net PASS.*' "$work/$name.log" | tr -d '\r' | head -1)
@@ -39,7 +45,7 @@ net_bench() {
 }
 
 device_benches() {
-	local img dir bargs k_sync k_async q row key
+	local img dir bargs row key i
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-blk.XXXXXX")
 	img=$dir/disk.img
 	# Same preallocated file on L1's tmpfs for every run: no disk noise, no sparse-file effects.
@@ -56,17 +62,24 @@ device_benches() {
 }
 JSON
 	done
-	k_sync=$(blk_bench kiln-blk-sync build/kiln --no-api --config-file "$work/kiln-blk-Sync.json")
-	k_async=$(blk_bench kiln-blk-async build/kiln --no-api --config-file "$work/kiln-blk-Async.json")
-	q=$(blk_bench qemu-blk qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
-		-cpu host -smp 1 -m 128 -object memory-backend-memfd,id=mem,size=128M \
-		-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
-		-append "$bargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
-		-drive id=d0,file="$img",format=raw,if=none -device virtio-blk-device,drive=d0)
+	rm -f "$work"/dev-*.runs
+	for i in $(seq 1 "$dev_runs"); do
+		blk_bench kiln-blk-sync build/kiln --no-api --config-file "$work/kiln-blk-Sync.json" \
+			>>"$work/dev-kiln-sync.runs"
+		blk_bench kiln-blk-async build/kiln --no-api --config-file "$work/kiln-blk-Async.json" \
+			>>"$work/dev-kiln-async.runs"
+		blk_bench qemu-blk qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
+			-cpu host -smp 1 -m 128 -object memory-backend-memfd,id=mem,size=128M \
+			-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
+			-append "$bargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+			-drive id=d0,file="$img",format=raw,if=none -device virtio-blk-device,drive=d0 \
+			>>"$work/dev-qemu-blk.runs"
+		say "blk run $i/$dev_runs: kiln Sync: $(tail -1 "$work/dev-kiln-sync.runs");" \
+			"kiln Async: $(tail -1 "$work/dev-kiln-async.runs"); QEMU: $(tail -1 "$work/dev-qemu-blk.runs")"
+	done
 	rm -rf "$dir"
-	say "blk: kiln Sync: $k_sync; kiln Async: $k_async; QEMU: $q"
 
-	local nargs="console=ttyS0 quiet reboot=t panic=1 pci=off kiln.test=net kiln.net_ip=$NET_GUEST_IP/30 kiln.net_peer=$NET_HOST_IP kiln.net_port=$NET_PORT kiln.net_mib=32 kiln.net_mac=$NET_MAC" k_net q_net
+	local nargs="console=ttyS0 quiet reboot=t panic=1 pci=off kiln.test=net kiln.net_ip=$NET_GUEST_IP/30 kiln.net_peer=$NET_HOST_IP kiln.net_port=$NET_PORT kiln.net_mib=32 kiln.net_mac=$NET_MAC"
 	cat >"$work/kiln-net.json" <<JSON
 {
   "boot-source": { "kernel_image_path": "$guest/vmlinux",
@@ -75,14 +88,18 @@ JSON
   "network-interfaces": [ { "iface_id": "eth0", "host_dev_name": "$NET_TAP", "guest_mac": "$NET_MAC" } ]
 }
 JSON
-	k_net=$(net_bench kiln-net build/kiln --no-api --config-file "$work/kiln-net.json")
-	q_net=$(net_bench qemu-net qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
-		-cpu host -smp 1 -m 256 -object memory-backend-memfd,id=mem,size=256M \
-		-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
-		-append "$nargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
-		-netdev tap,id=n0,ifname="$NET_TAP",script=no,downscript=no \
-		-device virtio-net-device,netdev=n0,mac="$NET_MAC")
-	say "net: kiln: $k_net; QEMU: $q_net"
+	for i in $(seq 1 "$dev_runs"); do
+		net_bench kiln-net build/kiln --no-api --config-file "$work/kiln-net.json" \
+			>>"$work/dev-kiln-net.runs"
+		net_bench qemu-net qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm \
+			-cpu host -smp 1 -m 256 -object memory-backend-memfd,id=mem,size=256M \
+			-machine memory-backend=mem -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio.gz" \
+			-append "$nargs" -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+			-netdev tap,id=n0,ifname="$NET_TAP",script=no,downscript=no \
+			-device virtio-net-device,netdev=n0,mac="$NET_MAC" >>"$work/dev-qemu-net.runs"
+		say "net run $i/$dev_runs: kiln: $(tail -1 "$work/dev-kiln-net.runs");" \
+			"QEMU: $(tail -1 "$work/dev-qemu-net.runs")"
+	done
 	dev_md_rows='' dev_json_rows=''
 	for row in "seq_write_mbs|virtio-blk sequential write, 1 MiB O_DIRECT (MB/s)" \
 		"seq_read_mbs|virtio-blk sequential read, 1 MiB O_DIRECT (MB/s)" \
@@ -90,20 +107,20 @@ JSON
 		"rand_write_iops|virtio-blk 4 KiB random write, O_DIRECT (IOPS)"; do
 		key=${row%%|*}
 		local s a r
-		s=$(bench_field "$k_sync" "$key") a=$(bench_field "$k_async" "$key") r=$(bench_field "$q" "$key")
+		s=$(dev_median kiln-sync "$key") a=$(dev_median kiln-async "$key") r=$(dev_median qemu-blk "$key")
 		dev_md_rows+="| ${row#*|} | Sync $s / Async $a | QEMU -M microvm: $r | $(ratio "$s" "$r") / $(ratio "$a" "$r") |
 "
-		dev_json_rows+="    { \"figure\": \"blk_$key\", \"kiln\": $s, \"kiln_async\": $a, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$s" "$r"), \"ratio_async\": $(ratio "$a" "$r") },
+		dev_json_rows+="    { \"figure\": \"blk_$key\", \"kiln\": $s, \"kiln_async\": $a, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$s" "$r"), \"ratio_async\": $(ratio "$a" "$r"), \"runs\": $dev_runs },
 "
 	done
 	for row in "tx_mbps|virtio-net TCP guest → host, 32 MiB (Mbit/s)" \
 		"rx_mbps|virtio-net TCP host → guest, 32 MiB (Mbit/s)"; do
 		key=${row%%|*}
 		local k r
-		k=$(bench_field "$k_net" "$key") r=$(bench_field "$q_net" "$key")
+		k=$(dev_median kiln-net "$key") r=$(dev_median qemu-net "$key")
 		dev_md_rows+="| ${row#*|} | $k | QEMU -M microvm: $r | $(ratio "$k" "$r") |
 "
-		dev_json_rows+="    { \"figure\": \"net_$key\", \"kiln\": $k, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$k" "$r") },
+		dev_json_rows+="    { \"figure\": \"net_$key\", \"kiln\": $k, \"reference\": $r, \"reference_name\": \"qemu-microvm\", \"ratio\": $(ratio "$k" "$r"), \"runs\": $dev_runs },
 "
 	done
 }

@@ -143,13 +143,16 @@ def hop(src, dst, uri, mode, limit_ms, max_syncs, timeout):
                                        'max-bandwidth': 1 << 40})
     s.cmd('migrate', uri=uri)
     end = time.monotonic() + float(timeout)
-    asked = forced = False
+    asked = forced = seen = False
     pre = None
     while True:
         q = s.cmd('query-migrate')
         st, ram = q.get('status'), q.get('ram', {})
-        if st == 'completed':
+        # A source that came in by migration answers "completed" for that one (total-time 0)
+        # until this one has started.
+        if st == 'completed' and (seen or q.get('total-time', 0) > 0):
             break
+        seen = seen or st not in ('completed', 'none')
         if st in ('failed', 'cancelled'):
             raise RuntimeError('the migration %s: %s' % (st, q.get('error-desc', '?')))
         syncs = ram.get('dirty-sync-count', 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -19,6 +20,7 @@ struct request_body {
 	char *buf;
 	size_t len, cap;
 	bool too_large;
+	bool answered; /* passed to fn: counted in the server's unsent until completed */
 	uint64_t seen; /* every body byte received, kept or not */
 };
 
@@ -148,6 +150,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	req = (struct api_request){ .method = method, .url = url,
 				    .body = b->buf ? b->buf : "", .body_len = b->len };
+	/* Counted from before fn runs: the handler may make kiln exit right after answering. */
+	pthread_mutex_lock(&s->lock);
+	s->unsent++;
+	pthread_mutex_unlock(&s->lock);
+	b->answered = true;
 	s->fn(s->opaque, &req, &reply);
 	return send_reply(c, reply.status, reply.body, false);
 }
@@ -155,12 +162,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *s = cls;
 	struct request_body *b = *con_cls;
 
-	(void)cls;
 	(void)c;
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("API: request ended early (libmicrohttpd code %d)", (int)toe);
+	if (b && b->answered) {
+		pthread_mutex_lock(&s->lock);
+		s->unsent--;
+		pthread_cond_broadcast(&s->sent);
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (b) {
 		free(b->buf);
 		free(b);
@@ -208,8 +221,15 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
 		     void *opaque, api_server_thread_fn thread_init)
 {
+	pthread_condattr_t attr;
+
 	*s = (struct api_server){ .fn = fn, .opaque = opaque, .max_payload = max_payload,
 				  .thread_init = thread_init };
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->sent, &attr);
+	pthread_condattr_destroy(&attr);
 	s->daemon = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, on_accept, s,
 		on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
@@ -226,8 +246,24 @@ int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, ap
 
 void api_server_stop(struct api_server *s)
 {
+	struct timespec end;
+
 	if (!s->daemon)
 		return;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += API_SERVER_FLUSH_MS / 1000;
+	end.tv_nsec += (API_SERVER_FLUSH_MS % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L)
+		end.tv_sec++, end.tv_nsec -= 1000000000L;
+	pthread_mutex_lock(&s->lock);
+	while (s->unsent > 0 && pthread_cond_timedwait(&s->sent, &s->lock, &end) != ETIMEDOUT)
+		;
+	if (s->unsent > 0)
+		log_warn("API: %u repl%s not written out before the server stopped", s->unsent,
+			 s->unsent == 1 ? "y was" : "ies were");
+	pthread_mutex_unlock(&s->lock);
 	MHD_stop_daemon(s->daemon); /* joins the thread, closes connections and the socket */
 	s->daemon = NULL;
+	pthread_cond_destroy(&s->sent);
+	pthread_mutex_destroy(&s->lock);
 }

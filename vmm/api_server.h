@@ -2,12 +2,14 @@
 #ifndef KILN_API_SERVER_H
 #define KILN_API_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #define API_SERVER_DEFAULT_MAX_PAYLOAD 51200 /* Firecracker's default */
 #define API_SERVER_MAX_CONNECTIONS 64
 #define API_SERVER_IDLE_TIMEOUT_S 10
+#define API_SERVER_FLUSH_MS 1000
 
 struct MHD_Daemon;
 
@@ -39,6 +41,9 @@ struct api_server {
 	size_t max_payload;
 	api_server_thread_fn thread_init; /* NULL: none */
 	bool thread_ready;                /* thread_init ran (touched by the server's thread only) */
+	pthread_mutex_t lock;
+	pthread_cond_t sent;
+	unsigned unsent; /* requests given to fn whose replies are not yet written (under lock) */
 };
 
 /*
@@ -53,7 +58,9 @@ struct api_server {
 int api_server_start(struct api_server *s, int listen_fd, size_t max_payload, api_server_fn fn,
 		     void *opaque, api_server_thread_fn thread_init) __attribute__((warn_unused_result));
 
-/* Stops the thread and closes every connection and the listening socket. */
+/* Stops the thread and closes every connection and the listening socket. Replies already
+ * given are written out first, for at most API_SERVER_FLUSH_MS: a request that made kiln exit
+ * still gets its answer. */
 void api_server_stop(struct api_server *s);
 
 /* A malloc'd {"fault_message": msg} body, or NULL if out of memory. */

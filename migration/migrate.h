@@ -87,6 +87,11 @@ int mig_in_memory_source(struct mig_in *in, struct vm *vm, struct uffd_server *s
 			 const struct uffd_range *poison, size_t nr_poison, struct page_source *src,
 			 const uint64_t **present) __attribute__((warn_unused_result));
 
+/* The VM goes away while the uffd thread may still wait on the source (its build failed, or it
+ * stopped): the thread's reads and any wait for a recovery end at once, so that the page server
+ * can be stopped without waiting for a silent source. On main. */
+void mig_in_abandon(struct mig_in *in);
+
 /* The uffd thread ended (every page here, or failed): tells the source, records the figures. */
 void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st);
 

@@ -354,6 +354,9 @@ static int on_state(struct migration *mig, const struct mig_frame *f, char *err,
 	ret = send_empty(&mig->in, MIG_RUNNING);
 	if (ret < 0)
 		log_error("migration: telling the source the microVM runs: %s", strerror(-ret));
+	pthread_mutex_lock(&mig->in.lock);
+	mig->in.running = ret == 0;
+	pthread_mutex_unlock(&mig->in.lock);
 	log_info("migration from %s: the microVM runs here (%" PRIu64 " pages came before, %"
 		 PRIu64 " stale ones dropped)", mig->uri.text, mig->pages_precopy,
 		 mig->pages_discarded);
@@ -849,10 +852,17 @@ static int reconnect(struct mig_in *in)
 		dl.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&in->lock);
+	if (!in->running || in->abandoned) {
+		/* Before RUNNING the source still has the VM and resumes it: nothing to recover. */
+		pthread_mutex_unlock(&in->lock);
+		log_error("migration: the connection to the source is gone before the microVM ran "
+			  "here%s", in->abandoned ? " (the microVM is going away)" : "");
+		return -ECONNRESET;
+	}
 	in->broken = true;
 	if (write(in->event_fd, &one, sizeof(one)) < 0)
 		log_warn("migration: cannot tell the main thread the connection broke");
-	while (in->new_fd < 0 && r == 0)
+	while (in->new_fd < 0 && !in->abandoned && r == 0)
 		r = pthread_cond_timedwait(&in->cond, &in->lock, &dl);
 	fd = in->new_fd;
 	in->new_fd = -1;
@@ -970,6 +980,20 @@ int mig_in_memory_source(struct mig_in *in, struct vm *vm, struct uffd_server *s
 	*src = (struct page_source){ .read = source_read, .pump = source_pump, .opaque = in };
 	*present = mig->present;
 	return 0;
+}
+
+void mig_in_abandon(struct mig_in *in)
+{
+	if (!in->ready)
+		return;
+	pthread_mutex_lock(&in->lock);
+	in->abandoned = true;
+	pthread_cond_broadcast(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_lock(&in->write_lock);
+	if (in->fd >= 0)
+		shutdown(in->fd, SHUT_RDWR); /* the uffd thread's read returns at once */
+	pthread_mutex_unlock(&in->write_lock);
 }
 
 void mig_in_memory_done(struct mig_in *in, const struct uffd_server_stats *st)

@@ -73,6 +73,8 @@ struct mig_in {
 	uint8_t *carry;          /* what main read after its RESUME (the stream goes on at once) */
 	size_t carry_len;
 	bool broken;             /* the uffd thread waits for new_fd */
+	bool running;            /* the source was told the VM runs here: a break can be recovered */
+	bool abandoned;          /* the VM is going away: no recovery, no more reads */
 	unsigned recover_timeout_ms;
 	int event_fd;            /* eventfd: the uffd thread tells main the connection broke */
 	bool ready;              /* the above are initialised */

@@ -297,6 +297,8 @@ void snapshot_stop_memory(struct vm *vm)
 	}
 	/* Nothing touches guest memory any more: it is about to be unmapped. */
 	if (p->started) {
+		if (vm->restore && vm->restore->mig)
+			mig_in_abandon(vm->restore->mig);
 		uffd_server_cancel(&p->server);
 		uffd_server_stop(&p->server);
 	}

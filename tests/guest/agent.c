@@ -402,6 +402,8 @@ static const struct test tests[] = {
 	{ "vsock", test_vsock },
 	{ "poison", test_poison },
 	{ "snapshot", test_snapshot },
+	{ "hostile-mmio", test_hostile_mmio },
+	{ "hostile-virtq", test_hostile_virtq },
 };
 
 /* Mounts fs on target unless something is mounted there already (e.g. devtmpfs when the

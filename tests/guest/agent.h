@@ -69,7 +69,7 @@ int agent_find_iface(char *name, size_t size);
  * 0, or -1 with a reason in why. */
 int agent_if_config(const char *ifname, const char *cidr, char *why, size_t size);
 
-/* Tests in agent_devices.c, agent_net.c, agent_vsock.c. */
+/* Tests in agent_devices.c, agent_net.c, agent_vsock.c, agent_hostile*.c. */
 void test_blk(const struct agent *a, struct result *r);
 void test_rng(const struct agent *a, struct result *r);
 void test_blkbench(const struct agent *a, struct result *r);
@@ -77,5 +77,7 @@ void test_net(const struct agent *a, struct result *r);
 void test_vsock(const struct agent *a, struct result *r);
 void test_poison(const struct agent *a, struct result *r);
 void test_snapshot(const struct agent *a, struct result *r);
+void test_hostile_mmio(const struct agent *a, struct result *r);
+void test_hostile_virtq(const struct agent *a, struct result *r);
 
 #endif

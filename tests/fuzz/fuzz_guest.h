@@ -282,6 +282,25 @@ static inline void fg_after(struct fuzz_guest *g, fg_used_fn fn, void *ctx)
 	}
 }
 
+/* Chains nr descriptors from the queue's next free ones and makes the chain available. */
+static inline void fg_post_chain(struct fg_queue *q, const uint64_t *gpa, const uint32_t *len,
+					 const uint16_t *flags, unsigned nr)
+{
+	uint16_t sz = q->d.size, head = q->next_desc;
+
+	if (!sz)
+		return;
+	for (unsigned i = 0; i < nr; i++) {
+		uint16_t di = (uint16_t)((head + i) % sz);
+
+		vdrv_desc(&q->d, di, gpa[i], len[i],
+			  (uint16_t)(flags[i] | (i + 1 < nr ? VIRTQ_DESC_F_NEXT : 0)),
+			  (uint16_t)((di + 1) % sz));
+	}
+	q->next_desc = (uint16_t)((head + nr) % sz);
+	vdrv_avail_push(&q->d, head);
+}
+
 /*
  * What the event loop does until it goes quiet; fails the target if it never does (a handler
  * that keeps itself busy).

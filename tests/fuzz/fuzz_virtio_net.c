@@ -227,25 +227,6 @@ static void arena_buf(struct input *in, uint64_t *gpa, uint32_t *len)
 	*gpa = off;
 }
 
-/* Chains a descriptors from the queue's next free ones and makes the chain available. */
-static void post_chain(struct fg_queue *q, const uint64_t *gpa, const uint32_t *len,
-		       const uint16_t *flags, unsigned nr)
-{
-	uint16_t sz = q->d.size, head = q->next_desc;
-
-	if (!sz)
-		return;
-	for (unsigned i = 0; i < nr; i++) {
-		uint16_t di = (uint16_t)((head + i) % sz);
-
-		vdrv_desc(&q->d, di, gpa[i], len[i],
-			  (uint16_t)(flags[i] | (i + 1 < nr ? VIRTQ_DESC_F_NEXT : 0)),
-			  (uint16_t)((di + 1) % sz));
-	}
-	q->next_desc = (uint16_t)((head + nr) % sz);
-	vdrv_avail_push(&q->d, head);
-}
-
 /*
  * Receive chains: 1 to 3 writable buffers each, now and then a readable one, one after the
  * other in the arena with a gap between them, so that no two overlap (a frame's header stays
@@ -274,7 +255,7 @@ static void post_rx(struct input *in)
 			}
 			flags[i] = (k & 0x80) && i == 0 ? 0 : VIRTQ_DESC_F_WRITE;
 		}
-		post_chain(&fz.g.q[RXQ], gpa, len, flags, nr);
+		fg_post_chain(&fz.g.q[RXQ], gpa, len, flags, nr);
 	}
 }
 
@@ -310,7 +291,7 @@ static void post_tx(struct input *in)
 		nr++;
 		flags[nr - 1] = VIRTQ_DESC_F_WRITE;
 	}
-	post_chain(&fz.g.q[TXQ], gpa, len, flags, nr);
+	fg_post_chain(&fz.g.q[TXQ], gpa, len, flags, nr);
 }
 
 /* The driver's set-up: features from f, queue sizes from s. */

@@ -249,24 +249,6 @@ static void after(void)
 
 /* ---- the guest's driver ---- */
 
-static void post_chain(struct fg_queue *q, const uint64_t *gpa, const uint32_t *len,
-		       const uint16_t *flags, unsigned nr)
-{
-	uint16_t sz = q->d.size, head = q->next_desc;
-
-	if (!sz)
-		return;
-	for (unsigned i = 0; i < nr; i++) {
-		uint16_t di = (uint16_t)((head + i) % sz);
-
-		vdrv_desc(&q->d, di, gpa[i], len[i],
-			  (uint16_t)(flags[i] | (i + 1 < nr ? VIRTQ_DESC_F_NEXT : 0)),
-			  (uint16_t)((di + 1) % sz));
-	}
-	q->next_desc = (uint16_t)((head + nr) % sz);
-	vdrv_avail_push(&q->d, head);
-}
-
 /* Receive (or event) buffers: mostly one writable buffer with room for a header and some data,
  * one after the other in the arena with a gap between them, so that no two overlap until the
  * arena wraps around and a byte written past one is caught. */
@@ -294,7 +276,7 @@ static void post_rx(struct input *in, unsigned qi)
 		}
 		if ((k & 0x1f) == 0x1f)
 			flags[0] = 0; /* readable: kiln must refuse it */
-		post_chain(&fz.g.q[qi], gpa, len, flags, nr);
+		fg_post_chain(&fz.g.q[qi], gpa, len, flags, nr);
 	}
 }
 
@@ -373,7 +355,7 @@ static void send_packet(struct input *in)
 		flags[nr++] = VIRTQ_DESC_F_WRITE;
 	}
 	formed = !(w & 0x0c);
-	post_chain(q, gpa, len, flags, nr);
+	fg_post_chain(q, gpa, len, flags, nr);
 	ACTION({
 		vdrv_notify(&fz.v.mmio, TXQ);
 		/* The packet's credit counts from here, unless kiln did not take it now. */

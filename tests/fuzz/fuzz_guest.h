@@ -12,7 +12,9 @@
  * took it was recorded by an earlier fg_before, so the permission only grows within an input.
  * When an offered writable buffer overlaps a ring, the device may legitimately rewrite
  * descriptors or ring entries under the harness's feet: the input is then "tangled" and both
- * checks stay off for the rest of it.
+ * checks stay off for the rest of it. When two chains not yet used share a descriptor (a driver
+ * that reused one in flight), one chain's data may land on the other's: the input is "shared",
+ * and the targets stop judging what the device wrote into buffers (the checks above go on).
  */
 #ifndef KILN_FUZZ_GUEST_H
 #define KILN_FUZZ_GUEST_H
@@ -51,6 +53,7 @@ struct fg_queue {
 	uint16_t seen;     /* used entries the harness has checked */
 	uint16_t next_desc; /* where the chain builders put their next descriptor */
 	struct fg_head heads[VIRTQ_MAX_SIZE];
+	uint16_t desc_head[VIRTQ_MAX_SIZE]; /* 1 + the head whose chain last held the descriptor */
 };
 
 struct fuzz_guest {
@@ -59,6 +62,7 @@ struct fuzz_guest {
 	uint8_t *shadow;    /* RAM before the device's current action */
 	uint8_t *may_write; /* 1: inside a writable buffer offered in this input */
 	bool tangled;
+	bool shared;        /* two outstanding chains shared a descriptor in this input */
 	bool lost;          /* used entries went by unchecked (the ring wrapped in one action) */
 	unsigned nr_queues;
 	struct fg_queue q[FG_MAX_QUEUES];
@@ -91,7 +95,7 @@ static inline void fg_begin(struct fuzz_guest *g)
 {
 	memset(g->gm.host, FG_CANARY, g->ram);
 	memset(g->may_write, 0, g->ram);
-	g->tangled = g->lost = false;
+	g->tangled = g->shared = g->lost = false;
 	for (unsigned i = 0; i < g->nr_queues; i++)
 		g->q[i].live = false;
 }
@@ -106,6 +110,7 @@ static inline void fg_layout(struct fuzz_guest *g, unsigned qi, uint16_t size, u
 	q->seen = 0;
 	q->next_desc = 0;
 	memset(q->heads, 0, sizeof(q->heads));
+	memset(q->desc_head, 0, sizeof(q->desc_head));
 }
 
 static inline bool fg_overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -166,6 +171,10 @@ static inline void fg_walk(struct fuzz_guest *g, struct fg_queue *q, uint16_t he
 
 		if (!p)
 			break;
+		if (q->desc_head[i] && q->desc_head[i] - 1 != head &&
+		    q->heads[q->desc_head[i] - 1].offers)
+			g->shared = true;
+		q->desc_head[i] = (uint16_t)(head + 1);
 		memcpy(&a, p, 8);
 		memcpy(&len, p + 8, 4);
 		memcpy(&flags, p + 12, 2);

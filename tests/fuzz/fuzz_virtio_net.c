@@ -173,7 +173,7 @@ static void check_used(void *ctx, unsigned qi, uint32_t id, uint32_t len, const 
 			fail("a transmit chain came back with %u bytes written", len);
 		return;
 	}
-	if (fz.rx_unknown || fz.rx_wild || fz.g.lost)
+	if (fz.rx_unknown || fz.rx_wild || fz.g.lost || fz.g.shared)
 		return;
 	if (fz.rx_cont) {
 		if (len == 0)

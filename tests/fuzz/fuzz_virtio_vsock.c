@@ -160,7 +160,7 @@ static void check_rx(uint32_t len, const struct fg_head *h)
 		return; /* a buffer kiln could not use, given back */
 	if (len < VSOCK_HDR_LEN)
 		fail("a %u-byte packet to the guest", len);
-	if (fz.rx_wild || h->offers != 1 || h->first_len < VSOCK_HDR_LEN) {
+	if (fz.rx_wild || fz.g.shared || h->offers != 1 || h->first_len < VSOCK_HDR_LEN) {
 		/* The buffer may have been another packet's too, the record may not be this
 		 * chain's, or the header is split: a REQUEST or RESPONSE may go unseen. */
 		fz.credit_known = false;

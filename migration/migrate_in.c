@@ -721,6 +721,8 @@ static int read_frame(struct mig_in *in, struct mig_frame *f, long *size)
 		if (r <= 0) {
 			int e = r < 0 ? errno : ECONNRESET;
 
+			if (__atomic_load_n(&in->abandoned, __ATOMIC_RELAXED))
+				return -ECONNRESET; /* main shut the reading side: the VM goes away */
 			log_error("migration: %s while pages were missing",
 				  r == 0 ? "the source closed the connection" :
 				  e == EAGAIN ? "the source did not answer for 60 s" :
@@ -987,12 +989,13 @@ void mig_in_abandon(struct mig_in *in)
 	if (!in->ready)
 		return;
 	pthread_mutex_lock(&in->lock);
-	in->abandoned = true;
+	__atomic_store_n(&in->abandoned, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&in->cond);
 	pthread_mutex_unlock(&in->lock);
+	/* The uffd thread's read returns at once; main can still send the source its refusal. */
 	pthread_mutex_lock(&in->write_lock);
 	if (in->fd >= 0)
-		shutdown(in->fd, SHUT_RDWR); /* the uffd thread's read returns at once */
+		shutdown(in->fd, SHUT_RD);
 	pthread_mutex_unlock(&in->write_lock);
 }
 

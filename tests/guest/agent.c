@@ -447,6 +447,14 @@ static int setup_system(struct result *r)
 			return rc;
 		}
 	}
+	/* The tests name pages by their guest-physical address: compaction must not move the
+	 * mlocked ones elsewhere (it may by default). */
+	fd = open("/proc/sys/vm/compact_unevictable_allowed", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "0\n", 2) != 2)
+			result_note(r, "compact_unevictable_allowed stays 1");
+		close(fd);
+	}
 	for (fd = 0; fd <= 2; fd++) {
 		if (fcntl(fd, F_GETFD) >= 0)
 			continue;

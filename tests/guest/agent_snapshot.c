@@ -454,13 +454,20 @@ void test_snapshot(const struct agent *a, struct result *r)
 			printf("KILN-SNAP-VERIFIED pages=%zu bad=%zu first_bad=%zu\n",
 			       pages - (target < pages), bad, bad ? first : 0);
 		} else if (!strncmp(line, "poison", 6)) {
+			uint64_t now = gpa;
 			int st = read_in_child(victim, PAGE, -1);
 			bool mce = st > 0 && WIFEXITED(st) &&
 				   WEXITSTATUS(st) == AGENT_EXIT_SIGBUS_BASE + BUS_MCEERR_AR;
 
 			poisons += mce;
-			printf("KILN-SNAP-POISON %s (child status %d)\n",
-			       mce ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
+			/* A read that went fine on a page the guest moved says nothing of kiln. */
+			if (!mce && guest_phys(victim, &now) == 0 && now != gpa)
+				printf("KILN-SNAP-POISON MOVED gpa=0x%llx (the guest moved the page "
+				       "from 0x%llx)\n", (unsigned long long)now,
+				       (unsigned long long)gpa);
+			else
+				printf("KILN-SNAP-POISON %s (child status %d)\n",
+				       mce ? "machine-check" : st == 0 ? "READ-FINE" : "other", st);
 		} else if (!strncmp(line, "mutate", 6)) {
 			if (churn.running)
 				churn_stop(&churn, &gen, &churned);
